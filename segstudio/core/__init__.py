@@ -1,0 +1,1 @@
+"""Qt-free, torch-free core: images, projects, classes, edits, formats, metrics."""

@@ -1,0 +1,1 @@
+"""The desktop app: the only sub-package that imports Qt (PySide6)."""

@@ -1,0 +1,1 @@
+"""The training engine: train from scratch or fine-tune on corrections (no Qt)."""

@@ -1,0 +1,124 @@
+"""ModelCard: what a trained model file says about itself.
+
+A model is one ``.safetensors`` file (weights) whose metadata holds the card
+as JSON under the key ``"segstudio.card"``; the ONNX export carries the same
+JSON in its ``metadata_props``. The card is plain data: reading it never runs
+code from the file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from segstudio import __version__
+from segstudio.core.classes import ClassTable
+from segstudio.zoo.spec import IMAGENET, Normalization
+
+CARD_KEY = "segstudio.card"
+CARD_SCHEMA = 1
+
+
+class CardError(ValueError):
+    """A model card that is missing, not JSON, or lacks required fields."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class ModelCard:
+    """Architecture, classes, normalisation, metrics and history of one trained model."""
+
+    arch: str
+    classes: ClassTable
+    in_channels: int = 3
+    options: dict[str, Any] = field(default_factory=dict)
+    normalization: Normalization = IMAGENET
+    input_max: float = 255.0
+    """The value that maps to 1.0 before mean/std (255 for 8-bit images, 65535 for 16-bit)."""
+    train_resolution: tuple[int, int] | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    """Each ``{"name": "mIoU", "value": 0.71, "data": "CamVid val (101 images)", "per_class": {...}}``."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Each ``{"event": "trained"|"fine-tuned"|"imported", "when": iso, "from": ..., "data": ...}``."""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+    created: str = field(default_factory=now_iso)
+    segstudio_version: str = __version__
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def metric(self, name: str) -> float | None:
+        for m in reversed(self.metrics):
+            if m.get("name") == name:
+                return float(m["value"])
+        return None
+
+    def to_json(self) -> str:
+        d = {
+            "schema": CARD_SCHEMA,
+            "name": self.name,
+            "description": self.description,
+            "arch": self.arch,
+            "options": self.options,
+            "classes": self.classes.to_json(),
+            "in_channels": self.in_channels,
+            "normalization": {**self.normalization.to_json(), "input_max": self.input_max},
+            "train_resolution": list(self.train_resolution) if self.train_resolution else None,
+            "metrics": self.metrics,
+            "history": self.history,
+            "recipe": self.recipe,
+            "created": self.created,
+            "segstudio_version": self.segstudio_version,
+        }
+        return json.dumps(d, sort_keys=False, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelCard:
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CardError(f"the model card is not valid JSON ({exc})") from exc
+        if not isinstance(d, Mapping):
+            raise CardError("the model card is not a JSON object")
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
+        schema = d.get("schema", 1)
+        if not isinstance(schema, int) or schema > CARD_SCHEMA:
+            raise CardError(
+                f"model card schema {schema!r} is newer than this segstudio understands ({CARD_SCHEMA})"
+            )
+        missing = [k for k in ("arch", "classes") if k not in d]
+        if missing:
+            raise CardError(f"the model card lacks {', '.join(missing)}")
+        try:
+            norm = d.get("normalization") or {}
+            tr = d.get("train_resolution")
+            return cls(
+                arch=str(d["arch"]),
+                classes=ClassTable.from_json(d["classes"]),
+                in_channels=int(d.get("in_channels", 3)),
+                options=dict(d.get("options") or {}),
+                normalization=Normalization.from_json(norm) if "mean" in norm else IMAGENET,
+                input_max=float(norm.get("input_max", 255.0)),
+                train_resolution=(int(tr[0]), int(tr[1])) if tr else None,
+                metrics=list(d.get("metrics") or []),
+                history=list(d.get("history") or []),
+                recipe=dict(d.get("recipe") or {}),
+                name=str(d.get("name", "")),
+                description=str(d.get("description", "")),
+                created=str(d.get("created", "")),
+                segstudio_version=str(d.get("segstudio_version", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CardError(f"the model card is malformed: {exc}") from exc

@@ -1,0 +1,43 @@
+"""Test-wide settings: headless Qt, quiet threads, and where the shared data lives.
+
+Real data comes from ``$SEGSTUDIO_DATA`` (default ``../shared/data`` beside the
+checkout). Tests that need it use the ``camvid_dir`` / ``isbi_dir`` fixtures:
+they skip with a reason when the folder is absent, except in CI (``CI=true``),
+where a missing data folder is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("SEGSTUDIO_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def _need(sub: str) -> Path:
+    path = data_root() / sub
+    if not path.is_dir():
+        msg = f"data folder {path} is missing (set SEGSTUDIO_DATA to the folder holding camvid/ and isbi-membrane/)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def camvid_dir() -> Path:
+    return _need("camvid")
+
+
+@pytest.fixture(scope="session")
+def isbi_dir() -> Path:
+    return _need("isbi-membrane")
