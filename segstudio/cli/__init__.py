@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from segstudio import __version__
 
 Handler = Callable[[argparse.Namespace], int]
+"""A command's handler: parsed arguments in, exit status out."""
 
 _DESCRIPTION = """\
 segstudio: semantic segmentation with a human in the loop.
@@ -29,32 +30,12 @@ class CliError(Exception):
     """A problem the user can fix (bad path, wrong option); printed without a traceback."""
 
 
-def _add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "models",
-        help="list the networks in the zoo and the model files found",
-        description="List the networks that can be trained and the trained model files shipped in models/.",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=_run_models)
+def _commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    # One module per command group; each exposes add(subparsers). Imported here,
+    # not at module top, so that the modules may import CliError from this package.
+    from segstudio.cli import models
 
-
-def _run_models(args: argparse.Namespace) -> int:
-    import json
-
-    from segstudio import zoo
-
-    specs = [zoo.get_spec(n) for n in zoo.net_names()]
-    if args.json:
-        print(json.dumps([s.summary() for s in specs], indent=2))
-        return 0
-    print(f"{'network':<16} {'family':<10} {'stride':>6}  description")
-    for s in specs:
-        print(f"{s.name:<16} {s.family:<10} {s.output_stride:>6}  {s.title}")
-    return 0
-
-
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_models]
+    return [models.add]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in COMMANDS:
+    for add in _commands():
         add(sub)
     return parser
 
