@@ -1,0 +1,361 @@
+"""Read any image a user has into one canonical form; read and write label masks.
+
+:func:`read_image` accepts PNG, JPEG, BMP, TIFF (first page of a multi-page
+file, with a note), WebP; 8- and 16-bit; gray, RGB, RGBA (alpha dropped with a
+note) and palette images; applies the EXIF orientation; and works with any file
+name (the bytes are read by Python, never by a C library given the path). The
+format is recognised from the file's first bytes, not its name. Everything that
+goes wrong becomes an :class:`ImageReadError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segstudio.core.atomic import atomic_write_bytes
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+DEFAULT_MAX_PIXELS = 250_000_000
+"""Images larger than this (250 Mpx, 0.75 GB as RGB) are refused before decoding.
+
+Override with the environment variable ``SEGSTUDIO_MAX_PIXELS``.
+"""
+
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageReadError(Exception):
+    """An image that cannot be read: missing, empty, truncated, corrupt, unsupported or too large."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclass
+class LoadedImage:
+    """An image in canonical form.
+
+    ``display``: H×W×3 uint8 RGB for the screen (16-bit data contrast-stretched).
+    ``data``: H×W×C in the file's own depth (uint8 or uint16), C = 1 (gray) or 3 (RGB),
+    for the network's normalisation, which divides by ``max_value``.
+    """
+
+    path: Path
+    display: np.ndarray
+    data: np.ndarray
+    format: str
+    max_value: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.data.dtype == np.uint16 else 8
+
+
+def max_pixels() -> int:
+    try:
+        return int(os.environ.get("SEGSTUDIO_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format from a file's first bytes: 'png', 'jpeg', 'bmp', 'tiff', 'webp' or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def list_images(folder: Path | str, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (by suffix, case-insensitive), sorted, hidden files skipped."""
+    root = Path(folder)
+    it: Iterable[Path] = root.rglob("*") if recursive else root.iterdir()
+    found = [
+        p for p in it
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(found)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageReadError(path, "the file does not exist") from None
+    except IsADirectoryError:
+        raise ImageReadError(path, "it is a folder, not an image file") from None
+    except OSError as exc:
+        raise ImageReadError(path, exc.strerror or str(exc)) from None
+    if not data:
+        raise ImageReadError(path, "the file is empty (0 bytes)")
+    return data
+
+
+def _describe_head(data: bytes) -> str:
+    head = data[:16]
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"it starts with the text {head.decode('ascii', 'replace')!r}"
+    return f"it starts with bytes {head[:8].hex(' ')}"
+
+
+def _header(path: Path, data: bytes, fmt: str) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation) from the header, without decoding pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a clearer message
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    w, h = im.size
+                    orientation = 1
+                    if fmt in ("jpeg", "webp", "png", "tiff"):
+                        try:
+                            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                        except Exception:  # a broken EXIF block must not make the image unreadable
+                            orientation = 1
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(path, f"the {fmt.upper()} header is corrupt ({exc})") from None
+    return w, h, orientation
+
+
+def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip so that the image shows upright (EXIF orientation 1..8)."""
+    if orientation == 2:
+        a = a[:, ::-1]
+    elif orientation == 3:
+        a = a[::-1, ::-1]
+    elif orientation == 4:
+        a = a[::-1]
+    elif orientation == 5:
+        a = np.swapaxes(a, 0, 1)
+    elif orientation == 6:
+        a = np.rot90(a, -1)
+    elif orientation == 7:
+        a = np.rot90(a, 1)[::-1, ::-1]
+    elif orientation == 8:
+        a = np.rot90(a, 1)
+    return np.ascontiguousarray(a)
+
+
+def _decode_png(path: Path, data: bytes, notes: list[str]) -> np.ndarray:
+    color_type = data[25] if len(data) > 25 else -1
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageReadError(path, "the PNG data is truncated or corrupt")
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        notes.append("alpha channel dropped")
+        arr = arr[:, :, :3]
+    if arr.ndim == 3:
+        arr = arr[:, :, ::-1]  # BGR -> RGB
+        if color_type in (0, 4):  # gray (+alpha) stored: keep one channel
+            arr = arr[:, :, :1]
+        elif color_type == 3:
+            notes.append("palette image converted to RGB")
+    return arr
+
+
+def _decode_tiff(path: Path, data: bytes, notes: list[str]) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            pages = len(tif.pages)
+            page = tif.pages[0]
+            arr = page.asarray()  # type: ignore[union-attr]
+            axes = getattr(page, "axes", "")
+    except Exception as exc:  # tifffile raises many types for broken files
+        raise ImageReadError(path, f"the TIFF data is truncated or corrupt ({exc})") from None
+    if pages > 1:
+        notes.append(f"multi-page TIFF: page 1 of {pages} used")
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and axes.startswith("S") and arr.shape[0] in (3, 4):  # planar RGB(A)
+        arr = np.moveaxis(arr, 0, -1)
+    return arr
+
+
+def _decode_pil(path: Path, data: bytes, fmt: str, notes: list[str]) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    im.load()
+                    if im.mode == "P":
+                        notes.append("palette image converted to RGB")
+                        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                    elif im.mode == "CMYK":
+                        notes.append("CMYK image converted to RGB")
+                        im = im.convert("RGB")
+                    elif im.mode in ("1", "LA"):
+                        im = im.convert("L" if im.mode == "1" else "LA")
+                    arr = np.asarray(im)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(path, f"the {fmt.upper()} data is truncated or corrupt ({exc})") from None
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        notes.append("alpha channel dropped")
+        arr = arr[:, :, :-1]
+    return arr
+
+
+def _canonical_depth(path: Path, arr: np.ndarray, notes: list[str]) -> np.ndarray:
+    if arr.dtype in (np.uint8, np.uint16):
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype.kind in "iuf":
+        a = arr.astype(np.float64)
+        finite = np.isfinite(a)
+        if not finite.any():
+            raise ImageReadError(path, "the image holds no finite values")
+        lo, hi = float(a[finite].min()), float(a[finite].max())
+        scaled = np.zeros_like(a) if hi <= lo else (np.clip(np.nan_to_num(a, nan=lo), lo, hi) - lo) / (hi - lo)
+        notes.append(f"{arr.dtype} data scaled from [{lo:g}, {hi:g}] to 16-bit")
+        return np.round(scaled * 65535).astype(np.uint16)
+    raise ImageReadError(path, f"unsupported pixel type {arr.dtype}")
+
+
+def to_display(data: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 for the screen; 16-bit data is stretched between its 0.5 and 99.5 percentiles."""
+    if data.dtype == np.uint16:
+        sample = data[:: max(1, data.shape[0] // 512), :: max(1, data.shape[1] // 512)]
+        lo, hi = np.percentile(sample, (0.5, 99.5))
+        if hi <= lo:
+            hi = lo + 1
+        lut = np.clip((np.arange(65536, dtype=np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        data8 = lut[data]
+    else:
+        data8 = data
+    if data8.shape[2] == 1:
+        return np.repeat(data8, 3, axis=2)
+    return np.ascontiguousarray(data8)
+
+
+def read_image(path: Path | str, limit_pixels: int | None = None) -> LoadedImage:
+    """Read ``path`` into a :class:`LoadedImage`; raise :class:`ImageReadError` on any problem."""
+    p = Path(path)
+    data = _read_bytes(p)
+    fmt = sniff_format(data[:16])
+    if fmt is None:
+        raise ImageReadError(
+            p, f"not a supported image (PNG, JPEG, BMP, TIFF or WebP): {_describe_head(data)}"
+        )
+    w, h, orientation = _header(p, data, fmt)
+    limit = max_pixels() if limit_pixels is None else limit_pixels
+    if w * h > limit:
+        raise ImageReadError(
+            p, f"the image is {w}×{h} ({w * h / 1e6:.0f} Mpx), more than the limit of {limit / 1e6:.0f} Mpx "
+            "(set SEGSTUDIO_MAX_PIXELS to allow more)"
+        )
+    if w < 1 or h < 1:
+        raise ImageReadError(p, f"the image has no pixels ({w}×{h})")
+    notes: list[str] = []
+    if fmt == "png":
+        arr = _decode_png(p, data, notes)
+    elif fmt == "tiff":
+        arr = _decode_tiff(p, data, notes)
+    else:
+        arr = _decode_pil(p, data, fmt, notes)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageReadError(p, f"unsupported image layout {arr.shape}")
+    if arr.shape[2] == 4:
+        notes.append("alpha channel dropped")
+        arr = arr[:, :, :3]
+    arr = _canonical_depth(p, arr, notes)
+    if orientation != 1:
+        arr = _apply_orientation(arr, orientation)
+        notes.append(f"EXIF orientation {orientation} applied")
+    arr = np.ascontiguousarray(arr)
+    return LoadedImage(p, to_display(arr), arr, fmt, 65535.0 if arr.dtype == np.uint16 else 255.0, notes)
+
+
+def image_size(path: Path | str) -> tuple[int, int]:
+    """(height, width) from the header alone, after EXIF orientation."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64 * 1024)
+    except OSError as exc:
+        raise ImageReadError(p, exc.strerror or str(exc)) from None
+    fmt = sniff_format(head[:16])
+    if fmt is None:
+        raise ImageReadError(p, "not a supported image")
+    w, h, orientation = _header(p, _read_bytes(p) if fmt == "tiff" else head, fmt)
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def read_mask(path: Path | str) -> np.ndarray:
+    """Read an index-mask PNG (uint8 or uint16; palette PNGs give their indices, not colours)."""
+    p = Path(path)
+    data = _read_bytes(p)
+    if sniff_format(data[:16]) != "png":
+        raise ImageReadError(p, f"a label mask must be a PNG file: {_describe_head(data)}")
+    color_type = data[25] if len(data) > 25 else -1
+    if color_type == 3:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return np.array(im)
+        except (OSError, ValueError) as exc:
+            raise ImageReadError(p, f"the PNG data is truncated or corrupt ({exc})") from None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageReadError(p, "the PNG data is truncated or corrupt")
+    if arr.ndim != 2:
+        raise ImageReadError(p, f"a label mask must have one channel, this PNG has {arr.shape[2]}")
+    return arr
+
+
+def encode_mask_png(mask: np.ndarray, compression: int = 1) -> bytes:
+    """PNG bytes of an index mask (uint8 or uint16)."""
+    if mask.ndim != 2 or mask.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"a mask is a 2-D uint8 or uint16 array, got {mask.dtype} {mask.shape}")
+    ok, buf = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_mask(path: Path | str, mask: np.ndarray) -> None:
+    """Write an index mask as PNG, atomically."""
+    atomic_write_bytes(path, encode_mask_png(mask))
