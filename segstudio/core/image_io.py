@@ -216,8 +216,9 @@ def _decode_pil(path: Path, data: bytes, fmt: str, notes: list[str]) -> np.ndarr
             saved = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None
             try:
-                with Image.open(io.BytesIO(data)) as im:
-                    im.load()
+                with Image.open(io.BytesIO(data)) as opened:
+                    opened.load()
+                    im: Image.Image = opened
                     if im.mode == "P":
                         notes.append("palette image converted to RGB")
                         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
