@@ -90,11 +90,9 @@ def paint_segment(mask: np.ndarray, p0: Point, p1: Point, radius: float, value: 
     xs = np.arange(x0, x1, dtype=np.float32)[None, :]
     dx, dy = bx - ax, by - ay
     seg2 = dx * dx + dy * dy
-    if seg2 > 0:
-        t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / seg2, 0.0, 1.0)
-        px, py = ax + t * dx, ay + t * dy
-    else:
-        px, py = np.float32(ax), np.float32(ay)
+    # nearest point of the segment to each pixel centre (the segment's start for a dab)
+    t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / seg2, 0.0, 1.0) if seg2 > 0 else np.zeros((1, 1), np.float32)
+    px, py = ax + t * dx, ay + t * dy
     region = (xs - px) ** 2 + (ys - py) ** 2 <= r * r + 1e-6
     return _apply(mask, y0, x0, region, value, lock)
 
