@@ -1,0 +1,229 @@
+"""Tiled canvas layers: images, masks and heat maps drawn tile by tile from a pyramid.
+
+A :class:`TiledLayer` asks its source for the tiles that intersect the exposed
+area, at the pyramid level that matches the zoom (level l = 1/2^l size), and
+caches them. Editing a mask invalidates only the tiles under the changed
+rectangle, so a brush dab on a 12000×9000 image redraws a few 256² tiles, not
+the whole overlay. Sources are numpy-backed; Qt only sees finished tiles.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+TILE = 256
+_CACHE_BYTES = 192 * 1024 * 1024
+
+
+def build_pyramid(rgb: np.ndarray, min_side: int = 256) -> list[np.ndarray]:
+    """Level 0 is ``rgb`` itself; each next level halves the size (area averaging)."""
+    levels = [rgb]
+    while max(levels[-1].shape[:2]) > min_side:
+        prev = levels[-1]
+        h, w = max(1, prev.shape[0] // 2), max(1, prev.shape[1] // 2)
+        levels.append(cv2.resize(prev, (w, h), interpolation=cv2.INTER_AREA))
+    return levels
+
+
+def _qimage(arr: np.ndarray) -> QImage:
+    """A QImage owning a copy of an H×W×3 (RGB) or H×W×4 (RGBA) uint8 array."""
+    arr = np.ascontiguousarray(arr)
+    h, w, c = arr.shape
+    fmt = QImage.Format.Format_RGB888 if c == 3 else QImage.Format.Format_RGBA8888
+    return QImage(arr.data, w, h, arr.strides[0], fmt).copy()
+
+
+class TileSource(ABC):
+    """Something that renders rectangles of itself at pyramid levels."""
+
+    width: int
+    height: int
+
+    def level_count(self) -> int:
+        return 1
+
+    @abstractmethod
+    def render(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage | None:
+        """Pixels [y0:y1, x0:x1] of ``level`` as a QImage (None: nothing to draw there)."""
+
+
+class ImageSource(TileSource):
+    """An RGB image with its pyramid (see :func:`build_pyramid`)."""
+
+    def __init__(self, levels: list[np.ndarray]) -> None:
+        self.levels = levels
+        self.height, self.width = levels[0].shape[:2]
+
+    def level_count(self) -> int:
+        return len(self.levels)
+
+    def render(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage | None:
+        return _qimage(self.levels[level][y0:y1, x0:x1])
+
+
+class MaskSource(TileSource):
+    """An index mask drawn through an RGBA lookup table.
+
+    ``style``: "fill" (class colours), "outline" (only class borders),
+    "hatched" (fill with diagonal stripes: a prediction not yet accepted),
+    "binary" (mask view of ``binary_class``: white where it is, black elsewhere).
+    Lower levels subsample the mask (nearest), which keeps thin classes visible.
+    """
+
+    def __init__(self, mask: np.ndarray, lut: np.ndarray, style: str = "fill", binary_class: int = 0) -> None:
+        self.mask = mask
+        self.lut = lut
+        self.style = style
+        self.binary_class = binary_class
+        self.height, self.width = mask.shape
+
+    def level_count(self) -> int:
+        return max(1, math.ceil(math.log2(max(self.width, self.height) / TILE)) + 1)
+
+    def render(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage | None:
+        s = 1 << level
+        sub = self.mask[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
+        if sub.size == 0:
+            return None
+        if self.style == "binary":
+            on = sub == self.binary_class
+            rgba = np.empty((*sub.shape, 4), np.uint8)
+            rgba[..., :3] = np.where(on, 255, 0)[..., None]
+            rgba[..., 3] = 255
+            return _qimage(rgba)
+        rgba = self.lut[sub]
+        if self.style == "outline":
+            edge = np.zeros(sub.shape, bool)
+            edge[1:, :] |= sub[1:, :] != sub[:-1, :]
+            edge[:-1, :] |= sub[:-1, :] != sub[1:, :]
+            edge[:, 1:] |= sub[:, 1:] != sub[:, :-1]
+            edge[:, :-1] |= sub[:, :-1] != sub[:, 1:]
+            rgba = rgba.copy()
+            rgba[..., 3] = np.where(edge, rgba[..., 3], 0)
+        elif self.style == "hatched":
+            yy = np.arange(y0, y1)[:, None] * s
+            xx = np.arange(x0, x1)[None, :] * s
+            stripe = ((xx + yy) // 6) % 2 == 0
+            rgba = rgba.copy()
+            rgba[..., 3] = np.where(stripe, rgba[..., 3], rgba[..., 3] // 3)
+        if not rgba[..., 3].any():
+            return None
+        return _qimage(rgba)
+
+
+def heat_lut() -> np.ndarray:
+    """256×4 RGBA: transparent-ish dark blue for low values through yellow to opaque red for high ones."""
+    t = np.linspace(0.0, 1.0, 256)
+    r = np.clip(1.5 * t + 0.1, 0, 1)
+    g = np.clip(1.6 * t * (1.1 - t) * 2.2, 0, 1)
+    b = np.clip(0.6 - 1.2 * t, 0, 1)
+    a = np.clip(0.15 + 0.85 * t, 0, 1)
+    return (np.stack([r, g, b, a], 1) * 255).astype(np.uint8)
+
+
+class HeatSource(TileSource):
+    """A float map in [0, 1] (e.g. uncertainty) drawn with :func:`heat_lut`."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values8 = np.clip(np.nan_to_num(values.astype(np.float32)) * 255, 0, 255).astype(np.uint8)
+        self.height, self.width = values.shape
+        self.lut = heat_lut()
+
+    def level_count(self) -> int:
+        return max(1, math.ceil(math.log2(max(self.width, self.height) / TILE)) + 1)
+
+    def render(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage | None:
+        s = 1 << level
+        sub = self.values8[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
+        return _qimage(self.lut[sub]) if sub.size else None
+
+
+class TiledLayer(QGraphicsItem):
+    """Draws a :class:`TileSource` in image coordinates, one cached tile at a time."""
+
+    def __init__(self, source: TileSource | None = None) -> None:
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+        self._source = source
+        self._cache: OrderedDict[tuple[int, int, int], QImage | None] = OrderedDict()
+        self._cache_bytes = 0
+
+    @property
+    def source(self) -> TileSource | None:
+        return self._source
+
+    def set_source(self, source: TileSource | None) -> None:
+        self.prepareGeometryChange()
+        self._source = source
+        self.clear_cache()
+        self.update()
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._cache_bytes = 0
+
+    def boundingRect(self) -> QRectF:
+        if self._source is None:
+            return QRectF()
+        return QRectF(0, 0, self._source.width, self._source.height)
+
+    def invalidate(self, y0: int, x0: int, y1: int, x1: int) -> None:
+        """Drop the cached tiles over image rows y0:y1, columns x0:x1 at every level and repaint them."""
+        if self._source is None:
+            return
+        for key in list(self._cache):
+            level, ty, tx = key
+            span = TILE << level
+            if ty * span < y1 and (ty + 1) * span > y0 and tx * span < x1 and (tx + 1) * span > x0:
+                img = self._cache.pop(key)
+                self._cache_bytes -= img.sizeInBytes() if img is not None else 0
+        self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _tile(self, level: int, ty: int, tx: int) -> QImage | None:
+        key = (level, ty, tx)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        assert self._source is not None
+        s = 1 << level
+        lw, lh = -(-self._source.width // s), -(-self._source.height // s)
+        x0, y0 = tx * TILE, ty * TILE
+        img = self._source.render(level, x0, y0, min(lw, x0 + TILE), min(lh, y0 + TILE))
+        self._cache[key] = img
+        self._cache_bytes += img.sizeInBytes() if img is not None else 0
+        while self._cache_bytes > _CACHE_BYTES and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= old.sizeInBytes() if old is not None else 0
+        return img
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        src = self._source
+        if src is None:
+            return
+        scale = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+        level = 0
+        if scale < 1.0:
+            level = min(src.level_count() - 1, max(0, math.floor(math.log2(1.0 / scale))))
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
+        exposed = option.exposedRect.intersected(self.boundingRect())  # type: ignore[attr-defined]
+        if exposed.isEmpty():
+            return
+        span = TILE << level
+        tx0, ty0 = int(exposed.left()) // span, int(exposed.top()) // span
+        tx1, ty1 = math.ceil(exposed.right()) // span, math.ceil(exposed.bottom()) // span
+        s = 1 << level
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                img = self._tile(level, ty, tx)
+                if img is None:
+                    continue
+                target = QRectF(tx * span, ty * span, img.width() * s, img.height() * s)
+                painter.drawImage(target, img)

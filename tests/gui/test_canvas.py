@@ -1,0 +1,104 @@
+"""The canvas driven with real (simulated) mouse events: strokes change the mask, one undo step each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+
+from segstudio.core.classes import ClassTable
+from segstudio.core.editing.session import EditSession
+from segstudio.gui.canvas.canvas import Canvas, overlay_lut
+from segstudio.gui.canvas.layers import MaskSource, build_pyramid
+from segstudio.gui.canvas.tools import BrushTool, FillTool, LassoTool, ToolContext
+
+
+@pytest.fixture
+def canvas(qtbot):
+    c = Canvas()
+    qtbot.addWidget(c)
+    c.resize(400, 300)
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[:, :, 1] = np.linspace(0, 255, 300, dtype=np.uint8)[None, :]
+    session = EditSession.blank(200, 300)
+    c.show_document(build_pyramid(img), session, ClassTable.from_names(["a", "b", "c"]))
+    c.show()
+    qtbot.waitExposed(c)
+    c.set_zoom(1.0)
+    c.centerOn(150, 100)
+    return c
+
+
+def to_view(c: Canvas, x: float, y: float) -> QPoint:
+    return c.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+
+def drag(qtbot, c: Canvas, pts: list[tuple[float, float]]) -> None:
+    vp = c.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=to_view(c, *pts[0]))
+    for p in pts[1:]:
+        qtbot.mouseMove(vp, to_view(c, *p))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=to_view(c, *pts[-1]))
+
+
+def test_brush_stroke_paints_the_mask_and_is_one_undo_step(qtbot, canvas: Canvas) -> None:
+    s = canvas.session
+    assert s is not None
+    done: list[str] = []
+    ctx = ToolContext(session=s, current_class=2, radius=3, on_edit_done=done.append)
+    canvas.set_tool(BrushTool(ctx))
+    drag(qtbot, canvas, [(50, 50), (70, 50), (90, 60)])
+    assert s.label[50, 50] == 2 and s.label[50, 70] == 2 and s.label[60, 90] == 2
+    assert s.label[150, 250] == 255
+    assert done == ["brush"] and s.history.undo_steps == 1
+    s.undo()
+    assert (s.label == 255).all()
+    s.redo()
+    assert s.label[50, 70] == 2
+
+
+def test_eraser_fill_and_lasso(qtbot, canvas: Canvas) -> None:
+    s = canvas.session
+    assert s is not None
+    ctx = ToolContext(session=s, current_class=1, radius=2)
+    canvas.set_tool(FillTool(ctx))
+    drag(qtbot, canvas, [(10, 10)])
+    assert (s.label == 1).all()
+    canvas.set_tool(BrushTool(ctx, erase=True))
+    drag(qtbot, canvas, [(100, 100), (120, 100)])
+    assert s.label[100, 110] == 255 and s.label[0, 0] == 1
+    ctx.current_class = 0
+    canvas.set_tool(LassoTool(ctx))
+    drag(qtbot, canvas, [(150, 20), (200, 20), (200, 70), (150, 70), (150, 21)])
+    assert s.label[45, 175] == 0 and s.label[10, 10] == 1
+    assert s.history.undo_steps == 3
+
+
+def test_overlay_styles_and_lut(canvas: Canvas) -> None:
+    table = ClassTable.from_names(["a", "b", "c"])
+    lut = overlay_lut(table, hidden={1})
+    assert lut[0, 3] == 255 and lut[1, 3] == 0 and lut[255, 3] == 0
+    assert overlay_lut(table, solo=2)[0, 3] == 0
+    canvas.set_outline(True)
+    assert isinstance(canvas.label_layer.source, MaskSource) and canvas.label_layer.source.style == "outline"
+    canvas.set_mask_view(1)
+    assert canvas.label_layer.source.style == "binary"
+    canvas.set_mask_view(None)
+    canvas.set_outline(False)
+    assert canvas.label_layer.source.style == "fill"
+    canvas.grab()  # renders every layer without error
+
+
+def test_zoom_limits_and_ctrl_wheel_resizes_brush(qtbot, canvas: Canvas) -> None:
+    canvas.set_zoom(1000)
+    assert canvas.zoom() == pytest.approx(32.0)
+    steps: list[int] = []
+    canvas.brushWheel.connect(steps.append)
+    pos = QPointF(100, 100)
+    ev = QWheelEvent(pos, canvas.mapToGlobal(pos), QPoint(), QPoint(0, 120), Qt.MouseButton.NoButton,
+                     Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    canvas.wheelEvent(ev)
+    assert steps == [1]
+    canvas.fit_to_window()
+    assert canvas.zoom() < 2
