@@ -35,6 +35,7 @@ every down-path; the up-paths resize to the target branch's exact size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -149,7 +150,7 @@ class HRModule(nn.Module):
         out: list[Tensor] = []
         for i, row in enumerate(self.fuse):
             y: Tensor | None = None
-            for j, (f, x) in enumerate(zip(row, xs)):
+            for j, (f, x) in enumerate(zip(cast(nn.ModuleList, row), xs)):
                 if j == i:
                     t = x
                 elif j > i:
