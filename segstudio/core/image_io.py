@@ -149,9 +149,33 @@ def _header(path: Path, data: bytes, fmt: str) -> tuple[int, int, int]:
                             orientation = 1
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(path, f"the {fmt.upper()} header is corrupt ({exc})") from None
+    except UnidentifiedImageError:
+        if fmt == "tiff":  # TIFF variants Pillow cannot open (e.g. exotic compression) may still suit tifffile
+            return _tiff_header(path, data)
+        raise ImageReadError(path, f"the {fmt.upper()} header is truncated or corrupt") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if fmt == "tiff":
+            return _tiff_header(path, data)
+        raise ImageReadError(path, f"the {fmt.upper()} file is truncated or corrupt ({exc})") from None
     return w, h, orientation
+
+
+def _tiff_header(path: Path, data: bytes) -> tuple[int, int, int]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            shape = page.shape  # type: ignore[union-attr]
+            axes = getattr(page, "axes", "")
+            tag = page.tags.get(274)  # type: ignore[union-attr]
+            orientation = int(tag.value) if tag is not None else 1
+    except Exception as exc:  # tifffile raises many types for broken files
+        raise ImageReadError(path, f"the TIFF header is truncated or corrupt ({exc})") from None
+    y, x = axes.find("Y"), axes.find("X")
+    if y < 0 or x < 0:
+        raise ImageReadError(path, f"unsupported TIFF layout (axes {axes!r})")
+    return int(shape[x]), int(shape[y]), orientation
 
 
 def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -204,7 +228,7 @@ def _decode_tiff(path: Path, data: bytes, notes: list[str]) -> np.ndarray:
     if pages > 1:
         notes.append(f"multi-page TIFF: page 1 of {pages} used")
     arr = np.asarray(arr)
-    if arr.ndim == 3 and axes.startswith("S") and arr.shape[0] in (3, 4):  # planar RGB(A)
+    if arr.ndim == 3 and axes.startswith("S") and arr.shape[0] in (2, 3, 4):  # planar gray+alpha, RGB(A)
         arr = np.moveaxis(arr, 0, -1)
     return arr
 
@@ -298,11 +322,15 @@ def read_image(path: Path | str, limit_pixels: int | None = None) -> LoadedImage
         arr = _decode_pil(p, data, fmt, notes)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ImageReadError(p, f"unsupported image layout {arr.shape}")
-    if arr.shape[2] == 4:
+    if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageReadError(p, f"unsupported image layout {arr.shape} (segstudio reads 2-D gray, RGB and RGBA)")
+    if arr.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(
+            p, f"the image has {arr.shape[2]} channels; segstudio reads gray, gray+alpha, RGB and RGBA"
+        )
+    if arr.shape[2] in (2, 4):  # gray+alpha or RGBA
         notes.append("alpha channel dropped")
-        arr = arr[:, :, :3]
+        arr = arr[:, :, :-1]
     arr = _canonical_depth(p, arr, notes)
     if orientation != 1:
         arr = _apply_orientation(arr, orientation)
@@ -322,7 +350,11 @@ def image_size(path: Path | str) -> tuple[int, int]:
     fmt = sniff_format(head[:16])
     if fmt is None:
         raise ImageReadError(p, "not a supported image")
-    w, h, orientation = _header(p, _read_bytes(p) if fmt == "tiff" else head, fmt)
+    try:
+        w, h, orientation = _header(p, _read_bytes(p) if fmt == "tiff" else head, fmt)
+    except ImageReadError:
+        # A large metadata block (EXIF thumbnails, ICC profile) can push the size past the first 64 KiB.
+        w, h, orientation = _header(p, _read_bytes(p), fmt)
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
