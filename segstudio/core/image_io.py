@@ -190,8 +190,8 @@ def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
         a = np.swapaxes(a, 0, 1)
     elif orientation == 6:
         a = np.rot90(a, -1)
-    elif orientation == 7:
-        a = np.rot90(a, 1)[::-1, ::-1]
+    elif orientation == 7:  # transverse: mirror across the anti-diagonal
+        a = np.swapaxes(a, 0, 1)[::-1, ::-1]
     elif orientation == 8:
         a = np.rot90(a, 1)
     return np.ascontiguousarray(a)
