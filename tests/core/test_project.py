@@ -199,7 +199,7 @@ def test_paths_escaping_the_project_are_refused(folder: Path, bad: str) -> None:
     doc = json.loads((folder / PROJECT_FILE).read_text())
     doc["images"][0]["path"] = bad
     (folder / PROJECT_FILE).write_text(json.dumps(doc))
-    with pytest.raises(ProjectFileError, match="escapes|absolute|empty"):
+    with pytest.raises(ProjectFileError, match=r"escapes|absolute|empty"):
         Project.open(folder)
 
 
