@@ -6,8 +6,9 @@ project), ``categories`` (id = class index + 1, as COCO reserves 0) and
 annotation whose compressed RLE is exactly that class's pixels; pixels not
 labelled are in no annotation, so a round trip is lossless. With polygons each
 connected region is one annotation (holes cannot be kept, see ``polygons.py``).
-Polygon coordinates follow COCO's continuous convention: the centre of pixel
-(x, y) is (x + 0.5, y + 0.5).
+Polygon coordinates follow COCO's continuous convention (pixel (x, y) spans
+[x, x+1) × [y, y+1)) and are traced so that pycocotools rasterises exactly the
+region's pixels.
 
 Import reads RLE (compressed or plain counts) and polygon segmentations,
 painting annotations in file order (later ones win), matching ``file_name`` to
@@ -76,15 +77,17 @@ def mask_to_annotations(mask: np.ndarray, num_classes: int, image_id: int, first
                 "bbox": rle.bbox(region), "iscrowd": 0,
             })
         return anns
-    for shape in mask_to_shapes(mask, classes):
+    for shape in mask_to_shapes(mask, classes, continuous=True):
         pts = as_polygon_points(shape.points)
-        x0, y0 = pts.min(axis=0)
-        x1, y1 = pts.max(axis=0)
+        # The pixels this polygon covers, for the area and box: rasterised in pixel-index coordinates.
+        centre_pts = pts - PIXEL_CENTRE
+        x0, y0 = np.floor(centre_pts.min(axis=0) + 0.5)
+        x1, y1 = np.floor(centre_pts.max(axis=0) + 0.5)
         local = np.zeros((int(y1 - y0) + 1, int(x1 - x0) + 1), np.uint8)
-        fill_polygon(local, pts - (x0, y0), 1)
+        fill_polygon(local, centre_pts - (x0, y0), 1)
         anns.append({
             "id": first_id + len(anns), "image_id": image_id, "category_id": category_id(shape.class_index),
-            "segmentation": [[round(float(v), 2) for v in (pts + PIXEL_CENTRE).ravel()]],
+            "segmentation": [[float(v) for v in pts.ravel()]],
             "area": int(local.sum()), "bbox": [float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1)],
             "iscrowd": 0,
         })

@@ -47,14 +47,24 @@ def region_outlines(region: np.ndarray) -> list[np.ndarray]:
     return [c.reshape(-1, 2).astype(np.float64) for c, h in zip(contours, hierarchy[0]) if h[3] < 0]
 
 
-def mask_to_shapes(mask: np.ndarray, classes: Iterable[int]) -> list[Shape]:
-    """Polygons of every region of the listed classes, largest area first (see the module note on holes)."""
+def mask_to_shapes(mask: np.ndarray, classes: Iterable[int], continuous: bool = False) -> list[Shape]:
+    """Polygons of every region of the listed classes, largest area first (see the module note on holes).
+
+    ``continuous=True`` gives COCO-style coordinates instead, where pixel (x, y)
+    spans [x, x+1) × [y, y+1): the outline is traced on the mask doubled in size,
+    so it runs a quarter pixel inside the region's edge, and rasterisers of
+    continuous polygons (pycocotools) cover exactly the region's pixels.
+    """
     shapes: list[Shape] = []
     for c in classes:
         region = mask == c
         if not region.any():
             continue
-        shapes.extend(Shape(int(c), pts) for pts in region_outlines(region))
+        if continuous:
+            doubled = np.repeat(np.repeat(region, 2, axis=0), 2, axis=1)
+            shapes.extend(Shape(int(c), (pts + 0.5) / 2) for pts in region_outlines(doubled))
+        else:
+            shapes.extend(Shape(int(c), pts) for pts in region_outlines(region))
     # Enclosing outlines have the larger area, so they are drawn first when read back.
     shapes.sort(key=lambda s: (-s.area, -len(s.points)))
     return shapes
