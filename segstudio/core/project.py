@@ -47,11 +47,13 @@ each file stays whole).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -78,6 +80,9 @@ RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, STAGING_DIR)
 """Folders of the project itself; never scanned for images."""
 
 _KIND = "segstudio project"
+
+STALE_TEMP_AGE_S = 600.0
+"""Temporary files of interrupted saves older than this are removed when a project is opened."""
 
 
 def default_classes() -> ClassTable:
@@ -218,6 +223,7 @@ class Project:
         project = cls._load(file)
         project._finish_staged_remap()
         project._reconcile()
+        project._remove_stale_temporaries()
         return project
 
     @classmethod
@@ -658,6 +664,24 @@ class Project:
                     e.status = "predicted"
             else:
                 e.status = "unlabelled"
+
+    def _remove_stale_temporaries(self, max_age_s: float = STALE_TEMP_AGE_S) -> None:
+        # Temporaries of atomic writes (".<name>.<random>.tmp") outlive a crash or SIGKILL. They are
+        # never the only copy of anything; old ones cannot belong to a write still under way.
+        now = time.time()
+        folders = [self.root] + [self.root / d for d in (LABELS_DIR, PREDICTIONS_DIR, COPIED_IMAGES_DIR)]
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            walker = os.walk(folder) if folder != self.root else [(str(folder), [], os.listdir(folder))]
+            for dirpath, _dirs, names in walker:
+                for name in names:
+                    if not (name.startswith(".") and name.endswith(".tmp")):
+                        continue
+                    path = Path(dirpath) / name
+                    with contextlib.suppress(OSError):
+                        if now - path.stat().st_mtime > max_age_s:
+                            path.unlink()
 
     # ----------------------------------------------------------------- saving
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -456,3 +457,19 @@ def test_unreadable_label_gives_a_clear_error(folder: Path) -> None:
     project.label_path("a.jpg").write_bytes(b"not a png")
     with pytest.raises(ImageReadError, match="must be a PNG"):
         project.load_label("a.jpg")
+
+
+def test_stale_temporaries_of_interrupted_saves_are_removed(folder: Path) -> None:
+    Project.open(folder)
+    (folder / "labels").mkdir()
+    old = folder / "labels" / ".a.png.k2j4.tmp"
+    fresh = folder / "labels" / ".b.png.x9z1.tmp"
+    old_json = folder / ".segstudio.json.abcd.tmp"
+    for p in (old, fresh, old_json):
+        p.write_bytes(b"partial")
+    past = time.time() - 3600
+    for p in (old, old_json):
+        os.utime(p, (past, past))
+    Project.open(folder)
+    assert not old.exists() and not old_json.exists()
+    assert fresh.exists()  # may belong to a save under way in another process
