@@ -48,16 +48,14 @@ each file stays whole).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal, cast
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,21 +63,35 @@ from segstudio.core.atomic import SaveError, atomic_write_bytes
 from segstudio.core.classes import ClassTable, mask_dtype
 from segstudio.core.image_io import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, read_mask, write_mask
 from segstudio.core.masks import MaskError, check_mask, remap_lut, to_mask_dtype
+from segstudio.core.project_file import (
+    BACKUP_SUFFIX,
+    COPIED_IMAGES_DIR,
+    LABELS_DIR,
+    PREDICTIONS_DIR,
+    PROJECT_FILE,
+    RESERVED_DIRS,
+    SCHEMA_VERSION,
+    STAGING_DIR,
+    STATUSES,
+    ImageEntry,
+    ProjectDocument,
+    ProjectError,
+    ProjectFileError,
+    Status,
+    dump_document,
+    is_project_text,
+    is_readable_project_file,
+    label_name_for,
+    read_document,
+    safe_relpath,
+    walk_files,
+)
 
-Status = Literal["unlabelled", "predicted", "corrected", "reviewed"]
-STATUSES: tuple[Status, ...] = ("unlabelled", "predicted", "corrected", "reviewed")
-
-SCHEMA_VERSION = 1
-PROJECT_FILE = "segstudio.json"
-BACKUP_SUFFIX = ".bak"
-LABELS_DIR = "labels"
-PREDICTIONS_DIR = "predictions"
-COPIED_IMAGES_DIR = "images"
-STAGING_DIR = ".segstudio-staging"
-RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, STAGING_DIR)
-"""Folders of the project itself; never scanned for images."""
-
-_KIND = "segstudio project"
+__all__ = [
+    "BACKUP_SUFFIX", "LABELS_DIR", "PREDICTIONS_DIR", "PROJECT_FILE", "SCHEMA_VERSION", "STAGING_DIR", "STATUSES",
+    "ImageEntry", "Project", "ProjectError", "ProjectFileError", "RefreshResult", "Status", "default_classes",
+    "safe_relpath",
+]
 
 STALE_TEMP_AGE_S = 600.0
 """Temporary files of interrupted saves older than this are removed when a project is opened."""
@@ -90,88 +102,12 @@ def default_classes() -> ClassTable:
     return ClassTable.from_names(["background", "foreground"], [(0, 0, 0), (230, 25, 75)])
 
 
-class ProjectError(Exception):
-    """A project that cannot be opened, created or changed; the message says why and what to do."""
-
-
-class ProjectFileError(ProjectError):
-    """``segstudio.json`` is unreadable, corrupt, from a newer segstudio or refers outside the project.
-
-    ``backup`` is the path of a usable ``segstudio.json.bak`` when there is one
-    (open it with ``Project.open(path, from_backup=True)``), else ``None``.
-    """
-
-    def __init__(self, path: Path, reason: str, backup: Path | None = None) -> None:
-        hint = f"; a backup exists: {backup} (open it with from_backup=True)" if backup else ""
-        super().__init__(f"cannot open project file {path}: {reason}{hint}")
-        self.path = path
-        self.reason = reason
-        self.backup = backup
-
-
-@dataclass
-class ImageEntry:
-    """One image of a project: ``path`` relative to the project folder, its label file name and status."""
-
-    path: str
-    label_name: str
-    status: Status = "unlabelled"
-
-    @property
-    def name(self) -> str:
-        return PurePosixPath(self.path).name
-
-    @property
-    def stem(self) -> str:
-        return PurePosixPath(self.path).stem
-
-    def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "label": self.label_name, "status": self.status}
-
-
 @dataclass
 class RefreshResult:
     """What :meth:`Project.refresh` found: images new in the folder, and entries whose image is gone."""
 
     added: list[ImageEntry] = field(default_factory=list)
     missing: list[ImageEntry] = field(default_factory=list)
-
-
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-def safe_relpath(text: object, what: str = "path") -> str:
-    """A relative, ``/``-separated path that stays inside its folder; ``ValueError`` otherwise.
-
-    Refuses absolute paths, drive letters, ``..`` components (with either slash)
-    and empty or NUL-containing names; drops ``.`` components.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what} is empty or not text: {text!r}")
-    if "\x00" in text:
-        raise ValueError(f"{what} contains a NUL character: {text!r}")
-    if text.startswith(("/", "\\")) or _DRIVE.match(text):
-        raise ValueError(f"{what} {text!r} is absolute; paths must be relative to the project folder")
-    if any(part == ".." for part in re.split(r"[/\\]", text)):
-        raise ValueError(f"{what} {text!r} escapes the project folder")
-    parts = [p for p in text.split("/") if p not in ("", ".")]
-    if not parts:
-        raise ValueError(f"{what} {text!r} names no file")
-    return "/".join(parts)
-
-
-def _walk_files(folder: Path) -> set[str]:
-    """Relative ``/`` paths of the regular, non-hidden files under ``folder`` (empty if absent)."""
-    found: set[str] = set()
-    if not folder.is_dir():
-        return found
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel_dir = Path(dirpath).relative_to(folder).as_posix()
-        for name in filenames:
-            if not name.startswith("."):
-                found.add(name if rel_dir == "." else f"{rel_dir}/{name}")
-    return found
 
 
 class Project:
@@ -262,66 +198,10 @@ class Project:
     @classmethod
     def _load(cls, file: Path, backup_hint: bool = True) -> Project:
         backup = file.with_name(file.name + BACKUP_SUFFIX) if file.name == PROJECT_FILE else None
-        usable_backup = backup if backup_hint and backup is not None and _readable_project(backup) else None
-
-        def fail(reason: str) -> ProjectFileError:
-            return ProjectFileError(file, reason, usable_backup)
-
-        try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise fail("it is not UTF-8 text") from None
-        except OSError as exc:
-            raise fail(exc.strerror or str(exc)) from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise fail(f"it is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(doc, dict) or doc.get("kind") != _KIND:
-            raise fail("it is not a segstudio project file")
-        schema = doc.get("schema")
-        if not isinstance(schema, int):
-            raise fail("it has no schema version")
-        if schema > SCHEMA_VERSION:
-            raise ProjectFileError(
-                file, f"it was written by a newer segstudio (schema {schema}; this version reads up to "
-                f"{SCHEMA_VERSION}); update segstudio to open it", None)
-        try:
-            classes = ClassTable.from_json(doc.get("classes", []))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise fail(f"its class table is invalid ({exc})") from None
-        raw_images = doc.get("images", [])
-        if not isinstance(raw_images, list):
-            raise fail("its image list is not a list")
-        entries: list[ImageEntry] = []
-        seen_paths: set[str] = set()
-        seen_labels: set[str] = set()
-        for i, item in enumerate(raw_images):
-            if not isinstance(item, dict):
-                raise fail(f"image entry {i} is not an object")
-            try:
-                path = safe_relpath(item.get("path"), "image path")
-                label = safe_relpath(item.get("label"), "label name")
-            except ValueError as exc:
-                raise fail(str(exc)) from None
-            if PurePosixPath(path).parts[0] in RESERVED_DIRS:
-                raise fail(f"image path {path!r} lies in a folder reserved for the project ({path.split('/')[0]}/)")
-            if not label.endswith(".png"):
-                raise fail(f"label name {label!r} does not end in .png")
-            status = item.get("status", "unlabelled")
-            if status not in STATUSES:
-                raise fail(f"image {path!r} has an unknown status {status!r} (one of {', '.join(STATUSES)})")
-            if path in seen_paths:
-                raise fail(f"image {path!r} is listed twice")
-            if label.casefold() in seen_labels:
-                raise fail(f"label name {label!r} is used by two images")
-            seen_paths.add(path)
-            seen_labels.add(label.casefold())
-            entries.append(ImageEntry(path, label, cast(Status, status)))
-        settings = doc.get("settings", {})
-        recursive = bool(settings.get("recursive", False)) if isinstance(settings, dict) else False
-        project = cls(file.parent, classes, entries, recursive)
-        project._pending_remap = bool(doc.get("staged_remap", False))
+        usable = backup if backup_hint and backup is not None and is_readable_project_file(backup) else None
+        text, doc = read_document(file, usable)
+        project = cls(file.parent, doc.classes, doc.entries, doc.recursive)
+        project._pending_remap = doc.staged_remap
         project._saved_text = text
         return project
 
@@ -518,7 +398,7 @@ class Project:
         old_n = len(self._classes)
         # 1. Every rewritten mask goes to the staging folder; the originals are untouched.
         for folder in (LABELS_DIR, PREDICTIONS_DIR):
-            for rel in sorted(_walk_files(self.root / folder)):
+            for rel in sorted(walk_files(self.root / folder)):
                 if not rel.endswith(".png"):
                     continue
                 try:
@@ -542,7 +422,7 @@ class Project:
                 shutil.rmtree(staging, ignore_errors=True)
             return
         for folder in (LABELS_DIR, PREDICTIONS_DIR):
-            for rel in sorted(_walk_files(staging / folder)):
+            for rel in sorted(walk_files(staging / folder)):
                 dest = self.root / folder / rel
                 self._ensure_dir(dest.parent)
                 try:
@@ -611,24 +491,12 @@ class Project:
                 rel = safe_relpath(rel, "image path")
                 if rel in self._by_path:
                     continue
-                entry = ImageEntry(rel, self._label_name_for(rel, taken))
+                entry = ImageEntry(rel, label_name_for(rel, taken))
                 taken.add(entry.label_name.casefold())
                 self._entries.append(entry)
                 self._by_path[rel] = entry
                 added.append(entry)
         return added
-
-    @staticmethod
-    def _label_name_for(rel: str, taken: set[str]) -> str:
-        p = PurePosixPath(rel)
-        candidates = [p.with_suffix(".png").as_posix(), f"{rel}.png"]
-        for name in candidates:
-            if name.casefold() not in taken:
-                return name
-        n = 2
-        while f"{rel}.{n}.png".casefold() in taken:
-            n += 1
-        return f"{rel}.{n}.png"
 
     def _scan(self) -> list[str]:
         found = list_images(self.root, recursive=self.recursive)
@@ -652,8 +520,8 @@ class Project:
 
     def _reconcile(self) -> None:
         # Files win over the stored status: a label written just before a crash is real work.
-        labels = {n.casefold() for n in _walk_files(self.root / LABELS_DIR)}
-        predictions = {n.casefold() for n in _walk_files(self.root / PREDICTIONS_DIR)}
+        labels = {n.casefold() for n in walk_files(self.root / LABELS_DIR)}
+        predictions = {n.casefold() for n in walk_files(self.root / PREDICTIONS_DIR)}
         for e in self._entries:
             key = e.label_name.casefold()
             if key in labels:
@@ -686,16 +554,7 @@ class Project:
     # ----------------------------------------------------------------- saving
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "kind": _KIND,
-            "schema": SCHEMA_VERSION,
-            "classes": self._classes.to_json(),
-            "settings": {"recursive": self.recursive},
-            "images": [e.to_json() for e in self._entries],
-        }
-        if self._pending_remap:
-            doc["staged_remap"] = True
-        return doc
+        return ProjectDocument(self._classes, self._entries, self.recursive, self._pending_remap).to_json()
 
     def save(self) -> None:
         """Write ``segstudio.json`` atomically, keeping the previous version as ``segstudio.json.bak``.
@@ -703,12 +562,12 @@ class Project:
         Nothing is written when the content is unchanged. Raises ``SaveError``.
         """
         with self._lock:
-            text = json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
+            text = dump_document(self.to_json())
             current = self._read_current()
             if current == text:
                 self._saved_text = text
                 return
-            if current is not None and _parses(current):
+            if current is not None and is_project_text(current):
                 # The backup is the last good version; a corrupt file never overwrites it.
                 atomic_write_bytes(self.root / (PROJECT_FILE + BACKUP_SUFFIX), current.encode("utf-8"))
             atomic_write_bytes(self.file, text.encode("utf-8"))
@@ -723,24 +582,11 @@ class Project:
     @property
     def dirty(self) -> bool:
         """True when the in-memory project differs from what was last saved or loaded."""
-        text = json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
+        text = dump_document(self.to_json())
         return text != self._saved_text
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r}, {len(self._entries)} images, {len(self._classes)} classes)"
 
 
-def _parses(text: str) -> bool:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(doc, dict) and doc.get("kind") == _KIND
 
-
-def _readable_project(path: Path) -> bool:
-    try:
-        Project._load(path, backup_hint=False)
-    except ProjectError:
-        return False
-    return True
