@@ -107,10 +107,10 @@ def parse_class_ref(text: str, classes: ClassTable) -> int | None:
     Raises ``KeyError`` with the valid names for an unknown class.
     """
     word = text.strip()
+    if word in classes.names:  # a class really called "void" is that class
+        return classes.index_of(word)
     if word.lower() in UNLABELLED_WORDS:
         return None
-    if word in classes.names:
-        return classes.index_of(word)
     if word.isdigit():
         index = int(word)
         if index < len(classes):
