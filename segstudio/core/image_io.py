@@ -383,7 +383,12 @@ def encode_mask_png(mask: np.ndarray, compression: int = 1) -> bytes:
     """PNG bytes of an index mask (uint8 or uint16)."""
     if mask.ndim != 2 or mask.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"a mask is a 2-D uint8 or uint16 array, got {mask.dtype} {mask.shape}")
-    ok, buf = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
+        # Label maps are coherent from row to row: the "up" filter alone encodes a 4k×4k label ~3× faster
+        # than libpng's adaptive filter choice, and no larger (benchmarks/io_speed.py).
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    ok, buf = cv2.imencode(".png", mask, params)
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
