@@ -89,15 +89,16 @@ def check_mask(mask: np.ndarray, num_classes: int, shape: tuple[int, int] | None
     if shape is not None and arr.shape != tuple(shape):
         raise MaskError(f"the mask is {arr.shape[1]}×{arr.shape[0]} but the image is {shape[1]}×{shape[0]}")
     unl = unlabelled_value(arr.dtype)
-    # One bincount tells every value present; a mask is usually far larger than the class count.
-    counts = np.bincount(arr.ravel(), minlength=1)
-    bad_values = np.flatnonzero(counts[num_classes:]) + num_classes
-    bad = {int(v): int(counts[v]) for v in bad_values if v != unl}
-    if bad:
-        raise MaskError(
-            f"mask values {_describe_values(bad)} are not classes (there are {num_classes}: "
-            f"0..{num_classes - 1}, {unl} = not labelled)"
-        )
+    # max() is nearly free; the element-wise test runs only when some value is the marker or too large,
+    # and the (slower) counting only when the mask is really wrong.
+    if arr.size and int(arr.max()) >= num_classes:
+        wrong = (arr >= num_classes) & (arr != unl)
+        if wrong.any():
+            bad = value_counts(arr[wrong])
+            raise MaskError(
+                f"mask values {_describe_values(bad)} are not classes (there are {num_classes}: "
+                f"0..{num_classes - 1}, {unl} = not labelled)"
+            )
     return np.ascontiguousarray(arr)
 
 
