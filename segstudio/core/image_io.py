@@ -10,10 +10,12 @@ goes wrong becomes an :class:`ImageReadError` naming the file and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,24 +133,72 @@ def _describe_head(data: bytes) -> str:
     return f"it starts with bytes {head[:8].hex(' ')}"
 
 
-def _header(path: Path, data: bytes, fmt: str) -> tuple[int, int, int]:
-    """(width, height, EXIF orientation) from the header, without decoding pixels."""
+_pil_limit_lock = threading.Lock()
+_pil_limit_users = 0
+_pil_limit_saved: int | None = None
+
+
+@contextlib.contextmanager
+def _without_pil_pixel_limit() -> Iterator[None]:
+    """Lift Pillow's decompression-bomb limit while we read: we apply our own, with a clearer message.
+
+    Pillow's limit is a global; a use count under a lock restores it only when the
+    last concurrent reader is done, so threads reading images cannot leave it lifted.
+    """
+    global _pil_limit_users, _pil_limit_saved
+    with _pil_limit_lock:
+        if _pil_limit_users == 0:
+            _pil_limit_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _pil_limit_users += 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a clearer message
+            yield
+    finally:
+        with _pil_limit_lock:
+            _pil_limit_users -= 1
+            if _pil_limit_users == 0:
+                Image.MAX_IMAGE_PIXELS = _pil_limit_saved
+
+
+def _png_orientation(data: bytes) -> int:
+    """EXIF orientation from a PNG's eXIf chunk, found by walking chunk headers (no pixel is decoded).
+
+    Pillow's ``getexif()`` on a PNG decodes the whole image to look for an eXIf
+    chunk after the pixel data; this reads only the chunk headers in ``data``.
+    """
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind == b"eXIf":
+            payload = data[pos + 8:pos + 8 + length]
             try:
-                with Image.open(io.BytesIO(data)) as im:
-                    w, h = im.size
+                exif = Image.Exif()
+                exif.load(payload)
+                return int(exif.get(_EXIF_ORIENTATION, 1) or 1)
+            except Exception:  # a broken EXIF block must not make the image unreadable
+                return 1
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return 1
+
+
+def _header(path: Path, data: bytes, fmt: str) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation) from the header, without decoding pixels."""
+    try:
+        with _without_pil_pixel_limit(), Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            orientation = 1
+            if fmt == "png":
+                orientation = _png_orientation(data)
+            elif fmt in ("jpeg", "webp", "tiff"):
+                try:
+                    orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                except Exception:  # a broken EXIF block must not make the image unreadable
                     orientation = 1
-                    if fmt in ("jpeg", "webp", "png", "tiff"):
-                        try:
-                            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-                        except Exception:  # a broken EXIF block must not make the image unreadable
-                            orientation = 1
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
         if fmt == "tiff":  # TIFF variants Pillow cannot open (e.g. exotic compression) may still suit tifffile
             return _tiff_header(path, data)
@@ -157,6 +207,8 @@ def _header(path: Path, data: bytes, fmt: str) -> tuple[int, int, int]:
         if fmt == "tiff":
             return _tiff_header(path, data)
         raise ImageReadError(path, f"the {fmt.upper()} file is truncated or corrupt ({exc})") from None
+    if orientation not in range(1, 9):
+        orientation = 1
     return w, h, orientation
 
 
@@ -235,25 +287,18 @@ def _decode_tiff(path: Path, data: bytes, notes: list[str]) -> np.ndarray:
 
 def _decode_pil(path: Path, data: bytes, fmt: str, notes: list[str]) -> np.ndarray:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                with Image.open(io.BytesIO(data)) as opened:
-                    opened.load()
-                    im: Image.Image = opened
-                    if im.mode == "P":
-                        notes.append("palette image converted to RGB")
-                        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-                    elif im.mode == "CMYK":
-                        notes.append("CMYK image converted to RGB")
-                        im = im.convert("RGB")
-                    elif im.mode in ("1", "LA"):
-                        im = im.convert("L" if im.mode == "1" else "LA")
-                    arr = np.asarray(im)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        with _without_pil_pixel_limit(), Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            im: Image.Image = opened
+            if im.mode in ("P", "PA"):
+                notes.append("palette image converted to RGB")
+                im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+            elif im.mode == "CMYK":
+                notes.append("CMYK image converted to RGB")
+                im = im.convert("RGB")
+            elif im.mode == "1":
+                im = im.convert("L")
+            arr = np.asarray(im)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"the {fmt.upper()} data is truncated or corrupt ({exc})") from None
     if arr.ndim == 3 and arr.shape[2] in (2, 4):

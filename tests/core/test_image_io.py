@@ -380,3 +380,40 @@ def test_list_images(tmp_path: Path) -> None:
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG"]
     assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)] == [
         "a.jpg", "b.PNG", "sub/d.tif"]
+
+
+def _png_with_exif_after_pixels(a: np.ndarray, orientation: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    data = buf.getvalue()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    iend = data.rindex(b"IEND") - 4
+    return data[:iend] + _png_chunk(b"eXIf", exif.tobytes()) + data[iend:]
+
+
+def test_png_size_and_orientation_need_no_pixel_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    path = tmp_path / "late_exif.png"
+    path.write_bytes(_png_with_exif_after_pixels(_rgb(), 8))
+    np.testing.assert_array_equal(read_image(path).data, np.rot90(_rgb(), 1))
+
+    def no_decoding(self: object) -> None:
+        raise AssertionError("pixels were decoded to read a header")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    assert image_size(path) == (30, 20)
+
+
+def test_pillow_limit_is_lifted_while_any_reader_runs_and_restored_after() -> None:
+    from segstudio.core.image_io import _without_pil_pixel_limit
+
+    original = Image.MAX_IMAGE_PIXELS
+    first, second = _without_pil_pixel_limit(), _without_pil_pixel_limit()
+    first.__enter__()
+    second.__enter__()  # a second thread starts reading before the first is done …
+    first.__exit__(None, None, None)  # … the first finishing must not restore the limit under it
+    assert Image.MAX_IMAGE_PIXELS is None
+    second.__exit__(None, None, None)
+    assert original == Image.MAX_IMAGE_PIXELS
