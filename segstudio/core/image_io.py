@@ -15,9 +15,10 @@ import io
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -34,6 +35,8 @@ Override with the environment variable ``SEGSTUDIO_MAX_PIXELS``.
 """
 
 _EXIF_ORIENTATION = 0x0112
+
+T = TypeVar("T")
 
 
 class ImageReadError(Exception):
@@ -221,7 +224,8 @@ def _tiff_header(path: Path, data: bytes) -> tuple[int, int, int]:
             shape = page.shape  # type: ignore[union-attr]
             axes = getattr(page, "axes", "")
             tag = page.tags.get(274)  # type: ignore[union-attr]
-            orientation = int(tag.value) if tag is not None else 1
+            value = tag.value if tag is not None else 1
+            orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
     except Exception as exc:  # tifffile raises many types for broken files
         raise ImageReadError(path, f"the TIFF header is truncated or corrupt ({exc})") from None
     y, x = axes.find("Y"), axes.find("X")
@@ -340,9 +344,25 @@ def to_display(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data8)
 
 
+def _guarded(path: Path, what: str, read: Callable[[], T]) -> T:
+    # Decoders are C libraries fed untrusted bytes; whatever they raise becomes one clear error type.
+    try:
+        return read()
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, f"not enough memory to {what}") from None
+    except Exception as exc:
+        raise ImageReadError(path, f"could not {what} ({type(exc).__name__}: {exc})") from None
+
+
 def read_image(path: Path | str, limit_pixels: int | None = None) -> LoadedImage:
     """Read ``path`` into a :class:`LoadedImage`; raise :class:`ImageReadError` on any problem."""
     p = Path(path)
+    return _guarded(p, "decode the image", lambda: _read_image(p, limit_pixels))
+
+
+def _read_image(p: Path, limit_pixels: int | None) -> LoadedImage:
     data = _read_bytes(p)
     fmt = sniff_format(data[:16])
     if fmt is None:
@@ -387,6 +407,10 @@ def read_image(path: Path | str, limit_pixels: int | None = None) -> LoadedImage
 def image_size(path: Path | str) -> tuple[int, int]:
     """(height, width) from the header alone, after EXIF orientation."""
     p = Path(path)
+    return _guarded(p, "read the image header", lambda: _image_size(p))
+
+
+def _image_size(p: Path) -> tuple[int, int]:
     try:
         with open(p, "rb") as fh:
             head = fh.read(64 * 1024)
@@ -406,6 +430,10 @@ def image_size(path: Path | str) -> tuple[int, int]:
 def read_mask(path: Path | str) -> np.ndarray:
     """Read an index-mask PNG (uint8 or uint16; palette PNGs give their indices, not colours)."""
     p = Path(path)
+    return _guarded(p, "decode the mask", lambda: _read_mask(p))
+
+
+def _read_mask(p: Path) -> np.ndarray:
     data = _read_bytes(p)
     if sniff_format(data[:16]) != "png":
         raise ImageReadError(p, f"a label mask must be a PNG file: {_describe_head(data)}")

@@ -417,3 +417,37 @@ def test_pillow_limit_is_lifted_while_any_reader_runs_and_restored_after() -> No
     assert Image.MAX_IMAGE_PIXELS is None
     second.__exit__(None, None, None)
     assert original == Image.MAX_IMAGE_PIXELS
+
+
+def _encoded(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "TIFF":
+        tifffile.imwrite(buf, _rgb(24, 32), photometric="rgb", compression="zlib")
+    elif fmt == "TIFF-raw":
+        tifffile.imwrite(buf, _rgb(24, 32)[:, :, 0])
+    else:
+        Image.fromarray(_rgb(24, 32)).save(buf, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    return buf.getvalue()
+
+
+FUZZED = ["PNG", "JPEG", "BMP", "WEBP", "TIFF", "TIFF-raw"]
+
+
+@pytest.mark.parametrize("fmt", FUZZED)
+def test_damaged_files_never_raise_anything_but_image_read_error(tmp_path: Path, fmt: str) -> None:
+    # Random byte changes and cuts; a reader may succeed or refuse, but only with ImageReadError.
+    rng = np.random.default_rng(FUZZED.index(fmt))
+    data = _encoded(fmt)
+    for i in range(80):
+        damaged = bytearray(data)
+        for _ in range(int(rng.integers(1, 8))):
+            damaged[int(rng.integers(0, len(damaged)))] = int(rng.integers(0, 256))
+        if i % 3 == 0:
+            damaged = damaged[: int(rng.integers(1, len(damaged)))]
+        path = tmp_path / f"{i}.img"
+        path.write_bytes(bytes(damaged))
+        for reader in (read_image, image_size, read_mask):
+            try:
+                reader(path)
+            except ImageReadError as exc:
+                assert exc.path == path and exc.reason
