@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from segstudio.cli import CliError
 
 if TYPE_CHECKING:  # the core is imported inside the handlers so that `segstudio --help` stays instant
     from segstudio.core.project import Project
+    from segstudio.core.tasks import Progress
 
 _FORMAT_NAMES = ("index", "voc", "binary", "coco", "labelme", "yolo")
 
@@ -110,6 +112,20 @@ def add(sub: argparse._SubParsersAction) -> None:
     exp.set_defaults(handler=run_export)
 
 
+def _progress_printer(verb: str) -> Callable[[Progress], None] | None:
+    """A one-line progress display on a terminal; nothing when stderr is a file or a pipe."""
+    if not sys.stderr.isatty():
+        return None
+    from segstudio.core.tasks import format_eta
+
+    def show(p: Progress) -> None:
+        end = "\n" if p.done == p.total else ""
+        print(f"\r{verb} {p.done}/{p.total}, {format_eta(p.eta_seconds())} left ", end=end, file=sys.stderr,
+              flush=True)
+
+    return show
+
+
 def _open_project(path: Path, recursive: bool = False, create: bool = True) -> Project:
     from segstudio.core.project import PROJECT_FILE, Project, ProjectError
 
@@ -164,7 +180,8 @@ def run_import(args: argparse.Namespace) -> int:
                             add_classes=args.add_classes, as_predictions=args.as_predictions,
                             overwrite=args.overwrite)
     try:
-        report = get_format(args.format).import_project(project, args.source, options)
+        report = get_format(args.format).import_project(project, args.source, options,
+                                                        progress=_progress_printer("importing"))
     except FormatError as exc:
         raise CliError(str(exc)) from None
     project.save()
@@ -195,7 +212,8 @@ def run_export(args: argparse.Namespace) -> int:
     options = ExportOptions(include_predictions=args.predictions, exclude=frozenset(exclude),
                             polygons=args.polygons)
     try:
-        report = get_format(args.format).export_project(project, args.out, options)
+        report = get_format(args.format).export_project(project, args.out, options,
+                                                        progress=_progress_printer("exporting"))
     except FormatError as exc:
         raise CliError(str(exc)) from None
     print(report.summary())

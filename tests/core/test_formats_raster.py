@@ -256,3 +256,28 @@ def test_binarise() -> None:
     assert binary.binarise(np.array([[3, 200]], np.uint8)).tolist() == [[False, True]]
     assert binary.binarise(np.array([[100, 40000]], np.uint16)).tolist() == [[False, True]]
     assert binary.binarise(np.zeros((1, 2, 3), np.uint8)).shape == (1, 2)
+
+
+def test_progress_and_cancel(tmp_path: Path) -> None:
+    from segstudio.core.tasks import Cancelled, CancelToken, Progress
+
+    project, _ = labelled_project(tmp_path / "a")
+    seen: list[tuple[int, int]] = []
+
+    def record(p: Progress) -> None:
+        seen.append((p.done, p.total))
+
+    get_format("index").export_project(project, tmp_path / "out", ExportOptions(), progress=record)
+    assert seen == [(i, len(IMAGES)) for i in range(1, len(IMAGES) + 1)]
+    target = fresh_copy(project, tmp_path / "b")
+    token = CancelToken()
+
+    def cancel_after_two(p: Progress) -> None:
+        if p.done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        get_format("index").import_project(target, tmp_path / "out", ImportOptions(), cancel=token,
+                                           progress=cancel_after_two)
+    stored = [e.path for e in target.images if target.label_path(e).exists()]
+    assert len(stored) == 2  # what was imported before the cancel stays, each label whole

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from segstudio.core.formats import binary, coco, index_png, labelme, voc, yolo
 from segstudio.core.formats.base import (
@@ -20,7 +19,6 @@ from segstudio.core.formats.base import (
     ImportOptions,
     ImportReport,
 )
-from segstudio.core.project import Project
 
 __all__ = [
     "FORMATS",
@@ -42,8 +40,10 @@ class Format:
     title: str
     source: str
     lossless: bool
-    import_project: Callable[[Project, Path, ImportOptions], ImportReport]
-    export_project: Callable[[Project, Path, ExportOptions], ExportReport]
+    import_project: Callable[..., ImportReport]
+    """``(project, source, options, cancel=NEVER_CANCELLED, progress=None) -> ImportReport``"""
+    export_project: Callable[..., ExportReport]
+    """``(project, out, options, cancel=NEVER_CANCELLED, progress=None) -> ExportReport``"""
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (

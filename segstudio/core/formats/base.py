@@ -4,8 +4,13 @@ A format module offers per-mask functions (a mask plus the class table in, a
 file's content out, and back) and two project-level functions used by the CLI
 and the GUI::
 
-    import_project(project, source, options) -> ImportReport
-    export_project(project, out, options) -> ExportReport
+    import_project(project, source, options, cancel=..., progress=...) -> ImportReport
+    export_project(project, out, options, cancel=..., progress=...) -> ExportReport
+
+Both are long work in the sense of DESIGN.md: they check a
+:class:`~segstudio.core.tasks.CancelToken` between files (raising
+``Cancelled``; what was stored so far stays, each file whole) and report
+:class:`~segstudio.core.tasks.Progress`.
 
 Imports never lose work: an image that already has a label is skipped unless
 ``overwrite`` is set, and a file that cannot be read is reported and skipped,
@@ -15,9 +20,10 @@ never fatal for the others.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import numpy as np
 
@@ -26,6 +32,9 @@ from segstudio.core.classes import ClassTable, mask_dtype, unlabelled_value
 from segstudio.core.image_io import ImageReadError
 from segstudio.core.masks import MaskError, Unmapped
 from segstudio.core.project import LABELS_DIR, PREDICTIONS_DIR, ImageEntry, Project
+from segstudio.core.tasks import NEVER_CANCELLED, CancelToken, Progress
+
+T = TypeVar("T")
 
 
 class FormatError(ValueError):
@@ -172,6 +181,31 @@ class ImageMatcher:
         return self._unique.get(_key(name)) or self._unique.get(_key(_without_suffix(name)))
 
 
+ProgressFn = Callable[[Progress], None]
+"""Receives a :class:`~segstudio.core.tasks.Progress` after each image or file."""
+
+
+class Steps:
+    """Cancel checks and progress reports for a loop over a known number of items."""
+
+    def __init__(self, cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None,
+                 message: str = "") -> None:
+        self.cancel = cancel
+        self.progress = progress
+        self.message = message
+
+    def over(self, items: Iterable[T]) -> Iterator[T]:
+        """Yield ``items``; raises :class:`~segstudio.core.tasks.Cancelled` between items when cancelled."""
+        listed = list(items)
+        report = Progress(0, len(listed), self.message)
+        for item in listed:
+            self.cancel.raise_if_cancelled()
+            yield item
+            report.done += 1
+            if self.progress is not None:
+                self.progress(report)
+
+
 class Claims:
     """Remembers which annotation went to which image, so that two annotations for one image are reported."""
 
@@ -226,10 +260,10 @@ def image_shape(project: Project, entry: ImageEntry) -> tuple[int, int]:
         raise FormatError(f"cannot size the image: {exc.reason}") from None
 
 
-def exported_masks(project: Project, options: ExportOptions, report: ExportReport
+def exported_masks(project: Project, options: ExportOptions, report: ExportReport, steps: Steps | None = None
                    ) -> Iterator[tuple[ImageEntry, np.ndarray]]:
     """The masks to export: each image's label, or its prediction with ``include_predictions``."""
-    for e in project.images:
+    for e in (steps or Steps()).over(project.images):
         try:
             mask = project.load_label(e)
             if mask is None and options.include_predictions:

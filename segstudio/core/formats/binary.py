@@ -31,6 +31,8 @@ from segstudio.core.formats.base import (
     ImageMatcher,
     ImportOptions,
     ImportReport,
+    ProgressFn,
+    Steps,
     check_output_dir,
     export_rel,
     exported_masks,
@@ -43,6 +45,7 @@ from segstudio.core.formats.base import (
 from segstudio.core.image_io import IMAGE_SUFFIXES, ImageReadError, read_image, write_mask
 from segstudio.core.masks import MaskError, apply_value_map
 from segstudio.core.project import Project
+from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 ON, OFF = 255, 0
 
@@ -86,17 +89,19 @@ def _class_folders(project: Project, source: Path) -> dict[int, Path]:
     return found
 
 
-def import_project(project: Project, source: Path, options: ImportOptions) -> ImportReport:
+def import_project(project: Project, source: Path, options: ImportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ImportReport:
     """Import binary masks from ``source`` (one folder with a value map, or one folder per class)."""
     if not source.is_dir():
         raise FormatError(f"{source} is not a folder")
     per_class = _class_folders(project, source)
     if per_class and not options.value_map:
-        return _import_per_class(project, per_class, options)
-    return _import_single(project, source, options)
+        return _import_per_class(project, per_class, options, Steps(cancel, progress, "importing"))
+    return _import_single(project, source, options, Steps(cancel, progress, "importing"))
 
 
-def _import_single(project: Project, source: Path, options: ImportOptions) -> ImportReport:
+def _import_single(project: Project, source: Path, options: ImportOptions, steps: Steps) -> ImportReport:
     if not options.value_map:
         raise FormatError(
             "binary masks need a value map saying what 0 and 255 are, e.g. 0=background,255=cell "
@@ -105,7 +110,7 @@ def _import_single(project: Project, source: Path, options: ImportOptions) -> Im
     report = ImportReport()
     matcher = ImageMatcher(project.images)
     claims = Claims()
-    for rel, path in source_files(source, IMAGE_SUFFIXES):
+    for rel, path in steps.over(source_files(source, IMAGE_SUFFIXES)):
         entry = matcher.match(rel)
         if entry is None:
             report.unmatched.append(rel)
@@ -129,7 +134,8 @@ def _import_single(project: Project, source: Path, options: ImportOptions) -> Im
     return report
 
 
-def _import_per_class(project: Project, folders: dict[int, Path], options: ImportOptions) -> ImportReport:
+def _import_per_class(project: Project, folders: dict[int, Path], options: ImportOptions, steps: Steps
+                      ) -> ImportReport:
     report = ImportReport()
     matcher = ImageMatcher(project.images)
     per_entry: dict[str, list[tuple[int, str, Path]]] = {}
@@ -147,7 +153,7 @@ def _import_per_class(project: Project, folders: dict[int, Path], options: Impor
     fill = fill_value(project, options)
     dtype = mask_dtype(len(project.classes))
     overlaps = 0
-    for entry in project.images:
+    for entry in steps.over(project.images):
         layers = per_entry.get(entry.path)
         if not layers:
             continue
@@ -181,7 +187,9 @@ def _import_per_class(project: Project, folders: dict[int, Path], options: Impor
     return report
 
 
-def export_project(project: Project, out: Path, options: ExportOptions) -> ExportReport:
+def export_project(project: Project, out: Path, options: ExportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ExportReport:
     """Write ``out/<class name>/<label name>.png`` (0/255) for every class not excluded."""
     report = ExportReport()
     check_output_dir(project, out)
@@ -191,7 +199,7 @@ def export_project(project: Project, out: Path, options: ExportOptions) -> Expor
     if clashes:
         raise FormatError(f"class names give the same folder name ({', '.join(clashes)}); rename a class first")
     any_unlabelled = False
-    for entry, mask in exported_masks(project, options, report):
+    for entry, mask in exported_masks(project, options, report, Steps(cancel, progress, "exporting")):
         any_unlabelled = any_unlabelled or bool((mask >= len(project.classes)).any())
         for c in classes:
             dest = out / folder_name(c.name) / export_rel(entry, ".png")

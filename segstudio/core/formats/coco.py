@@ -36,6 +36,8 @@ from segstudio.core.formats.base import (
     ImageMatcher,
     ImportOptions,
     ImportReport,
+    ProgressFn,
+    Steps,
     check_output_dir,
     exported_masks,
     fill_value,
@@ -45,6 +47,7 @@ from segstudio.core.formats.base import (
 )
 from segstudio.core.formats.polygons import as_polygon_points, fill_polygon, mask_to_shapes
 from segstudio.core.project import Project
+from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 PIXEL_CENTRE = 0.5
 """COCO coordinates are continuous: pixel (x, y) spans [x, x+1) × [y, y+1), its centre is +0.5."""
@@ -133,7 +136,9 @@ def output_file(out: Path) -> Path:
     return out if out.suffix.lower() == ".json" else out / "annotations.json"
 
 
-def export_project(project: Project, out: Path, options: ExportOptions) -> ExportReport:
+def export_project(project: Project, out: Path, options: ExportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ExportReport:
     """Write one COCO JSON for every labelled image (``out`` is a .json path or a folder)."""
     report = ExportReport()
     dest = output_file(out)
@@ -141,7 +146,7 @@ def export_project(project: Project, out: Path, options: ExportOptions) -> Expor
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     n = len(project.classes)
-    for entry, mask in exported_masks(project, options, report):
+    for entry, mask in exported_masks(project, options, report, Steps(cancel, progress, "exporting")):
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": entry.path, "width": int(mask.shape[1]),
                        "height": int(mask.shape[0])})
@@ -179,7 +184,9 @@ def _load(source: Path) -> dict[str, Any]:
     return doc
 
 
-def import_project(project: Project, source: Path, options: ImportOptions) -> ImportReport:
+def import_project(project: Project, source: Path, options: ImportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ImportReport:
     """Read a COCO JSON file into the matching project images."""
     if source.is_dir():
         source = output_file(source)
@@ -196,7 +203,7 @@ def import_project(project: Project, source: Path, options: ImportOptions) -> Im
     claims = Claims()
     n = len(project.classes)
     fill = fill_value(project, options)
-    for img in doc["images"]:
+    for img in Steps(cancel, progress, "importing").over(doc["images"]):
         if not isinstance(img, dict) or not isinstance(img.get("file_name"), str):
             report.errors.append((str(img)[:60], "an image needs a file_name"))
             continue

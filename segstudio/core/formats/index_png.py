@@ -23,6 +23,8 @@ from segstudio.core.formats.base import (
     ImageMatcher,
     ImportOptions,
     ImportReport,
+    ProgressFn,
+    Steps,
     check_output_dir,
     export_rel,
     exported_masks,
@@ -33,6 +35,7 @@ from segstudio.core.formats.base import (
 from segstudio.core.image_io import ImageReadError, encode_mask_png, read_mask, sniff_format, write_mask
 from segstudio.core.masks import MaskError, apply_value_map
 from segstudio.core.project import Project
+from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 SOURCE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -72,12 +75,14 @@ def encode(mask: np.ndarray) -> bytes:
     return encode_mask_png(mask)
 
 
-def import_project(project: Project, source: Path, options: ImportOptions) -> ImportReport:
+def import_project(project: Project, source: Path, options: ImportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ImportReport:
     """Read every index map under the folder ``source`` into the project's matching images."""
     report = ImportReport()
     matcher = ImageMatcher(project.images)
     claims = Claims()
-    for rel, path in source_files(source, SOURCE_SUFFIXES):
+    for rel, path in Steps(cancel, progress, "importing").over(source_files(source, SOURCE_SUFFIXES)):
         entry = matcher.match(rel)
         if entry is None:
             report.unmatched.append(rel)
@@ -101,11 +106,13 @@ def import_project(project: Project, source: Path, options: ImportOptions) -> Im
     return report
 
 
-def export_project(project: Project, out: Path, options: ExportOptions) -> ExportReport:
+def export_project(project: Project, out: Path, options: ExportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ExportReport:
     """Write each label as ``out/<label name>.png``, exactly as stored (lossless)."""
     report = ExportReport()
     check_output_dir(project, out)
-    for entry, mask in exported_masks(project, options, report):
+    for entry, mask in exported_masks(project, options, report, Steps(cancel, progress, "exporting")):
         dest = out / export_rel(entry, ".png")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,8 @@ from segstudio.core.formats.base import (
     ImageMatcher,
     ImportOptions,
     ImportReport,
+    ProgressFn,
+    Steps,
     check_output_dir,
     export_rel,
     exported_masks,
@@ -40,6 +42,7 @@ from segstudio.core.formats.base import (
 )
 from segstudio.core.formats.polygons import as_polygon_points, fill_polygon, mask_to_shapes
 from segstudio.core.project import Project
+from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 LABELME_VERSION = "5.5.0"
 """The labelme file version written; labelme 4 and 5 read it."""
@@ -118,11 +121,13 @@ def document_to_mask(doc: Mapping[str, Any], shape: tuple[int, int], label_to_cl
     return mask, notes
 
 
-def export_project(project: Project, out: Path, options: ExportOptions) -> ExportReport:
+def export_project(project: Project, out: Path, options: ExportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ExportReport:
     """Write ``out/<label name>.json`` per labelled image."""
     report = ExportReport()
     check_output_dir(project, out)
-    for entry, mask in exported_masks(project, options, report):
+    for entry, mask in exported_masks(project, options, report, Steps(cancel, progress, "exporting")):
         dest = out / export_rel(entry, ".json")
         image_rel = Path(os.path.relpath(project.image_path(entry), dest.parent)).as_posix()
         doc = mask_to_document(mask, project.classes, image_rel, options.exclude)
@@ -137,7 +142,9 @@ def export_project(project: Project, out: Path, options: ExportOptions) -> Expor
     return report
 
 
-def import_project(project: Project, source: Path, options: ImportOptions) -> ImportReport:
+def import_project(project: Project, source: Path, options: ImportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ImportReport:
     """Read every labelme ``.json`` under the folder ``source`` into the matching images."""
     report = ImportReport()
     matcher = ImageMatcher(project.images)
@@ -159,7 +166,7 @@ def import_project(project: Project, source: Path, options: ImportOptions) -> Im
     fill = fill_value(project, options)
     dtype = mask_dtype(len(project.classes))
     notes: dict[str, int] = {}
-    for rel, doc in docs:
+    for rel, doc in Steps(cancel, progress, "importing").over(docs):
         entry = matcher.match(rel)
         image_path = doc.get("imagePath")
         if entry is None and isinstance(image_path, str):

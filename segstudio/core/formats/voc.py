@@ -26,6 +26,8 @@ from segstudio.core.formats.base import (
     ImageMatcher,
     ImportOptions,
     ImportReport,
+    ProgressFn,
+    Steps,
     check_output_dir,
     export_rel,
     exported_masks,
@@ -36,6 +38,7 @@ from segstudio.core.formats.base import (
 from segstudio.core.image_io import ImageReadError, read_image, read_mask
 from segstudio.core.masks import MaskError, apply_value_map
 from segstudio.core.project import Project
+from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 VOID_COLOUR = (224, 224, 192)
 """The colour VOC uses for index 255 (object borders and "difficult" regions)."""
@@ -97,12 +100,14 @@ def read_voc(path: Path, classes: ClassTable, options: ImportOptions) -> np.ndar
     return apply_value_map(values, len(classes), options.value_map, options.unmapped)
 
 
-def import_project(project: Project, source: Path, options: ImportOptions) -> ImportReport:
+def import_project(project: Project, source: Path, options: ImportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ImportReport:
     """Read every VOC mask (``.png``) under the folder ``source`` into the matching images."""
     report = ImportReport()
     matcher = ImageMatcher(project.images)
     claims = Claims()
-    for rel, path in source_files(source, (".png",)):
+    for rel, path in Steps(cancel, progress, "importing").over(source_files(source, (".png",))):
         entry = matcher.match(rel)
         if entry is None:
             report.unmatched.append(rel)
@@ -126,14 +131,16 @@ def import_project(project: Project, source: Path, options: ImportOptions) -> Im
     return report
 
 
-def export_project(project: Project, out: Path, options: ExportOptions) -> ExportReport:
+def export_project(project: Project, out: Path, options: ExportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ExportReport:
     """Write each label as a palette PNG ``out/<label name>.png`` (lossless)."""
     if len(project.classes) > MAX_CLASSES_8BIT:
         raise FormatError(f"VOC palette PNGs hold at most {MAX_CLASSES_8BIT} classes; "
                           f"the project has {len(project.classes)} (export index PNGs instead)")
     report = ExportReport()
     check_output_dir(project, out)
-    for entry, mask in exported_masks(project, options, report):
+    for entry, mask in exported_masks(project, options, report, Steps(cancel, progress, "exporting")):
         dest = out / export_rel(entry, ".png")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)

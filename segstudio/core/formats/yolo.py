@@ -29,6 +29,8 @@ from segstudio.core.formats.base import (
     ImageMatcher,
     ImportOptions,
     ImportReport,
+    ProgressFn,
+    Steps,
     check_output_dir,
     export_rel,
     exported_masks,
@@ -40,6 +42,7 @@ from segstudio.core.formats.base import (
 )
 from segstudio.core.formats.polygons import as_polygon_points, fill_polygon, mask_to_shapes
 from segstudio.core.project import Project
+from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 NAME_FILES = ("classes.txt", "data.yaml")
 
@@ -132,13 +135,15 @@ def names_yaml(names: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_project(project: Project, out: Path, options: ExportOptions) -> ExportReport:
+def export_project(project: Project, out: Path, options: ExportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ExportReport:
     """Write ``out/<label name>.txt`` per labelled image, plus ``classes.txt`` and ``data.yaml``."""
     report = ExportReport()
     check_output_dir(project, out)
     kept = [c for c in project.classes if c.index not in options.exclude]
     yolo_ids = {c.index: i for i, c in enumerate(kept)}
-    for entry, mask in exported_masks(project, options, report):
+    for entry, mask in exported_masks(project, options, report, Steps(cancel, progress, "exporting")):
         dest = out / export_rel(entry, ".txt")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,9 @@ def export_project(project: Project, out: Path, options: ExportOptions) -> Expor
     return report
 
 
-def import_project(project: Project, source: Path, options: ImportOptions) -> ImportReport:
+def import_project(project: Project, source: Path, options: ImportOptions,
+                   cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
+                   ) -> ImportReport:
     """Read every YOLO-seg ``.txt`` under the folder ``source`` into the matching images."""
     report = ImportReport()
     names = read_names(source)
@@ -173,7 +180,7 @@ def import_project(project: Project, source: Path, options: ImportOptions) -> Im
     claims = Claims()
     fill = fill_value(project, options)
     dtype = mask_dtype(len(project.classes))
-    for rel, path in source_files(source, (".txt",)):
+    for rel, path in Steps(cancel, progress, "importing").over(source_files(source, (".txt",))):
         if rel in NAME_FILES:
             continue
         entry = matcher.match(rel)
