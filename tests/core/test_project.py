@@ -473,3 +473,16 @@ def test_stale_temporaries_of_interrupted_saves_are_removed(folder: Path) -> Non
     Project.open(folder)
     assert not old.exists() and not old_json.exists()
     assert fresh.exists()  # may belong to a save under way in another process
+
+
+def test_a_folder_that_cannot_be_written_gives_a_project_error(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from segstudio.core import project as project_module
+    from segstudio.core.atomic import SaveError
+
+    def read_only(path: Path, data: bytes) -> None:
+        raise SaveError(path, "Read-only file system")
+
+    monkeypatch.setattr(project_module, "atomic_write_bytes", read_only)
+    with pytest.raises(ProjectError, match=r"Read-only file system.*copy_outside"):
+        Project.open(folder)
+    assert not (folder / PROJECT_FILE).exists()

@@ -129,7 +129,10 @@ def export_project(project: Project, out: Path, options: ExportOptions,
     check_output_dir(project, out)
     for entry, mask in exported_masks(project, options, report, Steps(cancel, progress, "exporting")):
         dest = out / export_rel(entry, ".json")
-        image_rel = Path(os.path.relpath(project.image_path(entry), dest.parent)).as_posix()
+        try:
+            image_rel = Path(os.path.relpath(project.image_path(entry), dest.parent)).as_posix()
+        except ValueError:  # Windows: the export is on another drive than the images
+            image_rel = project.image_path(entry).resolve().as_posix()
         doc = mask_to_document(mask, project.classes, image_rel, options.exclude)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
