@@ -144,6 +144,8 @@ class Project:
         if p.is_file() and p.suffix.lower() != ".json":
             raise ProjectError(f"{p} is a file; open the folder that holds the images, or its {PROJECT_FILE}")
         if p.is_file() or p.suffix.lower() == ".json":
+            if p.name != PROJECT_FILE:
+                raise ProjectError(f"{p} is not a project file ({PROJECT_FILE}); open the project folder instead")
             if not p.is_file() and not from_backup:
                 raise ProjectError(f"{p} does not exist")
             root = p.parent
@@ -237,9 +239,14 @@ class Project:
         return list(self._entries)
 
     def entry(self, rel: str | ImageEntry) -> ImageEntry:
-        """The entry for an image path relative to the project (``KeyError`` if it is not in the project)."""
+        """The project's entry for an image path relative to the project, or for an entry with that path.
+
+        An ``ImageEntry`` kept from an earlier ``open`` resolves to this project's
+        own entry, so status changes land where :meth:`save` sees them.
+        ``KeyError`` if the image is not in the project.
+        """
         if isinstance(rel, ImageEntry):
-            return rel
+            rel = rel.path
         key = rel.replace("\\", "/") if os.sep == "\\" else rel
         try:
             return self._by_path[key]

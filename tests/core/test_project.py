@@ -78,6 +78,10 @@ def test_open_refuses_what_is_no_project(tmp_path: Path) -> None:
     img = _image(tmp_path / "x.png")
     with pytest.raises(ProjectError, match="is a file"):
         Project.open(img)
+    (tmp_path / "instances.json").write_text("{}")
+    with pytest.raises(ProjectError, match="not a project file"):
+        Project.open(tmp_path / "instances.json")
+    assert not (tmp_path / PROJECT_FILE).exists()
     with pytest.raises(ProjectError, match="already holds a project"):
         Project.create(tmp_path)
         Project.create(tmp_path)
@@ -486,3 +490,12 @@ def test_a_folder_that_cannot_be_written_gives_a_project_error(folder: Path, mon
     with pytest.raises(ProjectError, match=r"Read-only file system.*copy_outside"):
         Project.open(folder)
     assert not (folder / PROJECT_FILE).exists()
+
+
+def test_entries_from_an_earlier_open_resolve_to_this_project(folder: Path) -> None:
+    old_entry = Project.open(folder).entry("a.jpg")
+    project = Project.open(folder)
+    project.save_label(old_entry, _mask())
+    assert project.entry("a.jpg").status == "corrected"
+    with pytest.raises(KeyError, match="not an image of the project"):
+        project.entry(ImageEntry("zzz.png", "zzz.png"))
