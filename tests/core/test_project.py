@@ -194,7 +194,7 @@ def test_refresh_adds_new_and_reports_missing(folder: Path) -> None:
     assert [e.path for e in result.missing] == ["c.tif"]
     assert "c.tif" in [e.path for e in project.images]  # kept, with its label, until removed
     project.remove_image("c.tif")
-    assert project.label_path(ImageEntry("c.tif", "c.png")).exists()
+    assert (folder / "labels" / "c.png").exists()
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "..\\..\\windows\\win.ini", "C:/x.png",
