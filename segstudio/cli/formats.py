@@ -42,6 +42,8 @@ examples:
     segstudio import binary isbi/label isbi/image --classes membrane,cell --map 0=membrane,255=cell
   CamVid label maps (11 = void):
     segstudio import index camvid/trainannot camvid/train --classes camvid --map 11=void
+  the same with the project in a folder of its own (the images are copied in):
+    segstudio import index camvid/trainannot my-camvid --images camvid/train --classes camvid --map 11=void
   a COCO file, adding its categories as classes:
     segstudio import coco instances.json photos/ --add-classes --background background
 """
@@ -94,6 +96,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--overwrite", action="store_true", help="replace labels that images already have")
     imp.add_argument("--recursive", action="store_true",
                      help="when PROJECT is a plain folder: include images in its sub-folders")
+    imp.add_argument("--images", type=Path, metavar="FOLDER",
+                     help="the images live in FOLDER, not in PROJECT: copy them into PROJECT/images/ "
+                          "(for a read-only image folder; the originals are not changed)")
     imp.set_defaults(handler=run_import)
 
     exp = sub.add_parser(
@@ -137,6 +142,25 @@ def _open_project(path: Path, recursive: bool = False, create: bool = True) -> P
         raise CliError(str(exc)) from None
 
 
+def _project_with_copies(root: Path, images: Path, recursive: bool) -> Project:
+    from segstudio.core.image_io import list_images
+    from segstudio.core.project import PROJECT_FILE, Project, ProjectError
+
+    if not images.is_dir():
+        raise CliError(f"--images: {images} is not a folder")
+    found = list_images(images, recursive=recursive)
+    if not found:
+        raise CliError(f"--images: no images in {images}")
+    try:
+        if (root / PROJECT_FILE).exists():
+            project = Project.open(root)
+            project.add_images(found, copy_outside=True)
+            return project
+        return Project.create(root, images=found, copy_outside=True)
+    except ProjectError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _set_classes(project: Project, spec: str) -> None:
     from segstudio.core.classes import ClassTable
 
@@ -164,7 +188,10 @@ def run_import(args: argparse.Namespace) -> int:
 
     if not args.source.exists():
         raise CliError(f"{args.source} does not exist")
-    project = _open_project(args.project, args.recursive)
+    if args.images is not None:
+        project = _project_with_copies(args.project, args.images, args.recursive)
+    else:
+        project = _open_project(args.project, args.recursive)
     if args.classes:
         _set_classes(project, args.classes)
     try:

@@ -192,8 +192,8 @@ class Project:
             project.save()
         except SaveError as exc:
             raise ProjectError(
-                f"cannot create a project in {root_path} ({exc.reason}); choose a folder you can write to "
-                "and add the images with copy_outside=True, or make the folder writable"
+                f"cannot create a project in {root_path} ({exc.reason}); choose a project folder you can "
+                "write to (images outside it are copied in with copy_outside=True), or make the folder writable"
             ) from None
         return project
 

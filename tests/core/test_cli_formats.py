@@ -148,3 +148,16 @@ def test_the_command_runs_as_a_program(tmp_path: Path) -> None:
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert "imported 2 labels" in res.stdout
+
+
+def test_project_in_its_own_folder_with_copied_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images, labels, cells = _isbi_like(tmp_path)
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+    code, _, err = _run(capsys, "import", "binary", str(labels), str(tmp_path / "proj"), "--images", str(images),
+                          "--map", "0=background,255=foreground")
+    assert code == 0, err
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before  # originals untouched, no project there
+    project = Project.open(tmp_path / "proj")
+    assert [e.path for e in project.images] == [f"images/{n}" for n in sorted(cells)]
+    for name, cell in cells.items():
+        np.testing.assert_array_equal(project.load_label(f"images/{name}"), cell)
