@@ -18,6 +18,10 @@ from segstudio.core.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 
+# pycocotools passes copy=False to numpy 2 through an old __array__; harmless, and not ours to fix.
+PYCOCOTOOLS_NUMPY2 = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = PYCOCOTOOLS_NUMPY2
+
 
 def _isbi_like(tmp_path: Path, n: int = 3) -> tuple[Path, Path, dict[str, np.ndarray]]:
     images, labels = tmp_path / "image", tmp_path / "label"

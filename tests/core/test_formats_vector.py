@@ -19,6 +19,10 @@ from segstudio.core.formats.yolo import mask_to_text, read_names, text_to_mask
 from segstudio.core.project import Project
 from tests.core.format_helpers import CLASSES, IMAGES, blob_mask, fresh_copy, image_folder, labelled_project
 
+# pycocotools passes copy=False to numpy 2 through an old __array__; harmless, and not ours to fix.
+PYCOCOTOOLS_NUMPY2 = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = PYCOCOTOOLS_NUMPY2
+
 
 def _export_import(fmt: str, tmp_path: Path, export: ExportOptions, imp: ImportOptions, unlabelled: float = 0.0
                    ) -> tuple[dict[str, np.ndarray], Project, Path]:

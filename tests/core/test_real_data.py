@@ -18,7 +18,9 @@ from segstudio.core.masks import parse_value_map
 from segstudio.core.metrics import SegMetrics
 from segstudio.core.project import Project
 
-pytestmark = pytest.mark.data
+# pycocotools passes copy=False to numpy 2 through an old __array__; harmless, and not ours to fix.
+PYCOCOTOOLS_NUMPY2 = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [pytest.mark.data, PYCOCOTOOLS_NUMPY2]
 
 
 def test_isbi_import_through_the_cli(isbi_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
