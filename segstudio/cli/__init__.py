@@ -33,9 +33,9 @@ class CliError(Exception):
 def _commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     # One module per command group; each exposes add(subparsers). Imported here,
     # not at module top, so that the modules may import CliError from this package.
-    from segstudio.cli import models
+    from segstudio.cli import formats, models
 
-    return [models.add]
+    return [models.add, formats.add]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,26 @@ class SaveError(OSError):
         self.reason = reason
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once: os.umask can only be read by setting it, which is not thread-safe
+
+
+def _give_mode(tmp: Path, target: Path) -> None:
+    # mkstemp creates 0600 files; give the result the mode the target has, or a normal new file's mode.
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_UMASK
+    # Some file systems (FAT, network shares) have no modes; the data is what matters.
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
+
+
 def _fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable; not possible on every platform (Windows).
     try:
@@ -61,6 +81,7 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        _give_mode(tmp, target)
         os.replace(tmp, target)
         _fsync_dir(folder)
     except OSError as exc:
@@ -101,6 +122,7 @@ def atomic_write_with(path: Path | str, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        _give_mode(tmp, target)
         os.replace(tmp, target)
         _fsync_dir(folder)
     except OSError as exc:

@@ -10,12 +10,15 @@ goes wrong becomes an :class:`ImageReadError` naming the file and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -32,6 +35,8 @@ Override with the environment variable ``SEGSTUDIO_MAX_PIXELS``.
 """
 
 _EXIF_ORIENTATION = 0x0112
+
+T = TypeVar("T")
 
 
 class ImageReadError(Exception):
@@ -131,27 +136,102 @@ def _describe_head(data: bytes) -> str:
     return f"it starts with bytes {head[:8].hex(' ')}"
 
 
-def _header(path: Path, data: bytes, fmt: str) -> tuple[int, int, int]:
-    """(width, height, EXIF orientation) from the header, without decoding pixels."""
+_pil_limit_lock = threading.Lock()
+_pil_limit_users = 0
+_pil_limit_saved: int | None = None
+
+
+@contextlib.contextmanager
+def _without_pil_pixel_limit() -> Iterator[None]:
+    """Lift Pillow's decompression-bomb limit while we read: we apply our own, with a clearer message.
+
+    Pillow's limit is a global; a use count under a lock restores it only when the
+    last concurrent reader is done, so threads reading images cannot leave it lifted.
+    """
+    global _pil_limit_users, _pil_limit_saved
+    with _pil_limit_lock:
+        if _pil_limit_users == 0:
+            _pil_limit_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _pil_limit_users += 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a clearer message
+            yield
+    finally:
+        with _pil_limit_lock:
+            _pil_limit_users -= 1
+            if _pil_limit_users == 0:
+                Image.MAX_IMAGE_PIXELS = _pil_limit_saved
+
+
+def _png_orientation(data: bytes) -> int:
+    """EXIF orientation from a PNG's eXIf chunk, found by walking chunk headers (no pixel is decoded).
+
+    Pillow's ``getexif()`` on a PNG decodes the whole image to look for an eXIf
+    chunk after the pixel data; this reads only the chunk headers in ``data``.
+    """
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind == b"eXIf":
+            payload = data[pos + 8:pos + 8 + length]
             try:
-                with Image.open(io.BytesIO(data)) as im:
-                    w, h = im.size
+                exif = Image.Exif()
+                exif.load(payload)
+                return int(exif.get(_EXIF_ORIENTATION, 1) or 1)
+            except Exception:  # a broken EXIF block must not make the image unreadable
+                return 1
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return 1
+
+
+def _header(path: Path, data: bytes, fmt: str) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation) from the header, without decoding pixels."""
+    try:
+        with _without_pil_pixel_limit(), Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            orientation = 1
+            if fmt == "png":
+                orientation = _png_orientation(data)
+            elif fmt in ("jpeg", "webp", "tiff"):
+                try:
+                    orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                except Exception:  # a broken EXIF block must not make the image unreadable
                     orientation = 1
-                    if fmt in ("jpeg", "webp", "png", "tiff"):
-                        try:
-                            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-                        except Exception:  # a broken EXIF block must not make the image unreadable
-                            orientation = 1
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(path, f"the {fmt.upper()} header is corrupt ({exc})") from None
+    except UnidentifiedImageError:
+        if fmt == "tiff":  # TIFF variants Pillow cannot open (e.g. exotic compression) may still suit tifffile
+            return _tiff_header(path, data)
+        raise ImageReadError(path, f"the {fmt.upper()} header is truncated or corrupt") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if fmt == "tiff":
+            return _tiff_header(path, data)
+        raise ImageReadError(path, f"the {fmt.upper()} file is truncated or corrupt ({exc})") from None
+    if orientation not in range(1, 9):
+        orientation = 1
     return w, h, orientation
+
+
+def _tiff_header(path: Path, data: bytes) -> tuple[int, int, int]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            shape = page.shape  # type: ignore[union-attr]
+            axes = getattr(page, "axes", "")
+            tag = page.tags.get(274)  # type: ignore[union-attr]
+            value = tag.value if tag is not None else 1
+            orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception as exc:  # tifffile raises many types for broken files
+        raise ImageReadError(path, f"the TIFF header is truncated or corrupt ({exc})") from None
+    y, x = axes.find("Y"), axes.find("X")
+    if y < 0 or x < 0:
+        raise ImageReadError(path, f"unsupported TIFF layout (axes {axes!r})")
+    return int(shape[x]), int(shape[y]), orientation
 
 
 def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -166,8 +246,8 @@ def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
         a = np.swapaxes(a, 0, 1)
     elif orientation == 6:
         a = np.rot90(a, -1)
-    elif orientation == 7:
-        a = np.rot90(a, 1)[::-1, ::-1]
+    elif orientation == 7:  # transverse: mirror across the anti-diagonal
+        a = np.swapaxes(a, 0, 1)[::-1, ::-1]
     elif orientation == 8:
         a = np.rot90(a, 1)
     return np.ascontiguousarray(a)
@@ -204,32 +284,25 @@ def _decode_tiff(path: Path, data: bytes, notes: list[str]) -> np.ndarray:
     if pages > 1:
         notes.append(f"multi-page TIFF: page 1 of {pages} used")
     arr = np.asarray(arr)
-    if arr.ndim == 3 and axes.startswith("S") and arr.shape[0] in (3, 4):  # planar RGB(A)
+    if arr.ndim == 3 and axes.startswith("S") and arr.shape[0] in (2, 3, 4):  # planar gray+alpha, RGB(A)
         arr = np.moveaxis(arr, 0, -1)
     return arr
 
 
 def _decode_pil(path: Path, data: bytes, fmt: str, notes: list[str]) -> np.ndarray:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                with Image.open(io.BytesIO(data)) as opened:
-                    opened.load()
-                    im: Image.Image = opened
-                    if im.mode == "P":
-                        notes.append("palette image converted to RGB")
-                        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-                    elif im.mode == "CMYK":
-                        notes.append("CMYK image converted to RGB")
-                        im = im.convert("RGB")
-                    elif im.mode in ("1", "LA"):
-                        im = im.convert("L" if im.mode == "1" else "LA")
-                    arr = np.asarray(im)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        with _without_pil_pixel_limit(), Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            im: Image.Image = opened
+            if im.mode in ("P", "PA"):
+                notes.append("palette image converted to RGB")
+                im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+            elif im.mode == "CMYK":
+                notes.append("CMYK image converted to RGB")
+                im = im.convert("RGB")
+            elif im.mode == "1":
+                im = im.convert("L")
+            arr = np.asarray(im)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"the {fmt.upper()} data is truncated or corrupt ({exc})") from None
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
@@ -271,9 +344,25 @@ def to_display(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data8)
 
 
+def _guarded(path: Path, what: str, read: Callable[[], T]) -> T:
+    # Decoders are C libraries fed untrusted bytes; whatever they raise becomes one clear error type.
+    try:
+        return read()
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, f"not enough memory to {what}") from None
+    except Exception as exc:
+        raise ImageReadError(path, f"could not {what} ({type(exc).__name__}: {exc})") from None
+
+
 def read_image(path: Path | str, limit_pixels: int | None = None) -> LoadedImage:
     """Read ``path`` into a :class:`LoadedImage`; raise :class:`ImageReadError` on any problem."""
     p = Path(path)
+    return _guarded(p, "decode the image", lambda: _read_image(p, limit_pixels))
+
+
+def _read_image(p: Path, limit_pixels: int | None) -> LoadedImage:
     data = _read_bytes(p)
     fmt = sniff_format(data[:16])
     if fmt is None:
@@ -298,11 +387,15 @@ def read_image(path: Path | str, limit_pixels: int | None = None) -> LoadedImage
         arr = _decode_pil(p, data, fmt, notes)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ImageReadError(p, f"unsupported image layout {arr.shape}")
-    if arr.shape[2] == 4:
+    if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageReadError(p, f"unsupported image layout {arr.shape} (segstudio reads 2-D gray, RGB and RGBA)")
+    if arr.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(
+            p, f"the image has {arr.shape[2]} channels; segstudio reads gray, gray+alpha, RGB and RGBA"
+        )
+    if arr.shape[2] in (2, 4):  # gray+alpha or RGBA
         notes.append("alpha channel dropped")
-        arr = arr[:, :, :3]
+        arr = arr[:, :, :-1]
     arr = _canonical_depth(p, arr, notes)
     if orientation != 1:
         arr = _apply_orientation(arr, orientation)
@@ -314,6 +407,10 @@ def read_image(path: Path | str, limit_pixels: int | None = None) -> LoadedImage
 def image_size(path: Path | str) -> tuple[int, int]:
     """(height, width) from the header alone, after EXIF orientation."""
     p = Path(path)
+    return _guarded(p, "read the image header", lambda: _image_size(p))
+
+
+def _image_size(p: Path) -> tuple[int, int]:
     try:
         with open(p, "rb") as fh:
             head = fh.read(64 * 1024)
@@ -322,13 +419,21 @@ def image_size(path: Path | str) -> tuple[int, int]:
     fmt = sniff_format(head[:16])
     if fmt is None:
         raise ImageReadError(p, "not a supported image")
-    w, h, orientation = _header(p, _read_bytes(p) if fmt == "tiff" else head, fmt)
+    try:
+        w, h, orientation = _header(p, _read_bytes(p) if fmt == "tiff" else head, fmt)
+    except ImageReadError:
+        # A large metadata block (EXIF thumbnails, ICC profile) can push the size past the first 64 KiB.
+        w, h, orientation = _header(p, _read_bytes(p), fmt)
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 def read_mask(path: Path | str) -> np.ndarray:
     """Read an index-mask PNG (uint8 or uint16; palette PNGs give their indices, not colours)."""
     p = Path(path)
+    return _guarded(p, "decode the mask", lambda: _read_mask(p))
+
+
+def _read_mask(p: Path) -> np.ndarray:
     data = _read_bytes(p)
     if sniff_format(data[:16]) != "png":
         raise ImageReadError(p, f"a label mask must be a PNG file: {_describe_head(data)}")
@@ -351,7 +456,12 @@ def encode_mask_png(mask: np.ndarray, compression: int = 1) -> bytes:
     """PNG bytes of an index mask (uint8 or uint16)."""
     if mask.ndim != 2 or mask.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"a mask is a 2-D uint8 or uint16 array, got {mask.dtype} {mask.shape}")
-    ok, buf = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
+        # Label maps are coherent from row to row: the "up" filter alone encodes a 4k×4k label ~3× faster
+        # than libpng's adaptive filter choice, and no larger (benchmarks/io_speed.py).
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    ok, buf = cv2.imencode(".png", mask, params)
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
