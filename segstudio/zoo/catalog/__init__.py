@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from segstudio.zoo.catalog import fastscnn, unet
+from segstudio.zoo.catalog import dfanet, fastscnn, unet
 from segstudio.zoo.spec import NetSpec, UnknownNetworkError
 
-_FAMILIES: tuple[ModuleType, ...] = (unet, fastscnn)
+_FAMILIES: tuple[ModuleType, ...] = (unet, fastscnn, dfanet)
 
 
 def _collect() -> dict[str, NetSpec]:
