@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from segstudio.zoo.catalog import hardnet, hrnet, unet
+from segstudio.zoo.catalog import dfanet, fastscnn, hardnet, hrnet, unet
 from segstudio.zoo.spec import NetSpec, UnknownNetworkError
 
-_FAMILIES: tuple[ModuleType, ...] = (unet, hrnet, hardnet)
+_FAMILIES: tuple[ModuleType, ...] = (unet, hrnet, hardnet, fastscnn, dfanet)
 
 
 def _collect() -> dict[str, NetSpec]:
