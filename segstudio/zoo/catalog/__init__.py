@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from segstudio.zoo.catalog import unet
+from segstudio.zoo.catalog import deeplabv3, pspnet, unet
 from segstudio.zoo.spec import NetSpec, UnknownNetworkError
 
-_FAMILIES: tuple[ModuleType, ...] = (unet,)
+_FAMILIES: tuple[ModuleType, ...] = (unet, pspnet, deeplabv3)
 
 
 def _collect() -> dict[str, NetSpec]:
