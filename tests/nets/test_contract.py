@@ -24,6 +24,7 @@ torch.set_num_threads(2)
 # Non-default option sets worth testing (name, options); a family adds its own here.
 EXTRA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("unet", {"upsample": "bilinear"}),
+    ("deeplabv3_r50", {"output_stride": 16, "multi_grid": True}),
 ]
 
 
