@@ -25,6 +25,7 @@ torch.set_num_threads(1)  # tiny inputs: a second thread buys little, and costs 
 EXTRA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("unet", {"upsample": "bilinear"}),
     ("fastscnn", {"aux": False}),
+    ("deeplabv3_r50", {"output_stride": 16, "multi_grid": True}),
 ]
 
 
