@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from segstudio.zoo.catalog import deeplabv3, dfanet, fastscnn, hardnet, hrnet, pspnet, unet
+from segstudio.zoo.catalog import deeplabv3, dfanet, fastscnn, hardnet, hrnet, pspnet, segformer, segnext, unet
 from segstudio.zoo.spec import NetSpec, UnknownNetworkError
 
-_FAMILIES: tuple[ModuleType, ...] = (unet, hrnet, hardnet, fastscnn, dfanet, pspnet, deeplabv3)
+_FAMILIES: tuple[ModuleType, ...] = (unet, hrnet, hardnet, fastscnn, dfanet, pspnet, deeplabv3, segformer, segnext)
 
 
 def _collect() -> dict[str, NetSpec]:
