@@ -15,7 +15,6 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Idle OpenMP workers sleep instead of spinning: on a shared, oversubscribed CPU, spinning workers
 # steal the cores the busy ones need and make small-tensor tests several times slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
