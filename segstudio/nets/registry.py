@@ -21,7 +21,17 @@ Builder = Callable[..., nn.Module]
 _BUILDERS: dict[str, Builder] = {}
 
 # Every module under segstudio.nets that registers networks.
-_NET_MODULES: tuple[str, ...] = ("unet", "hrnet", "hardnet", "fastscnn", "dfanet", "pspnet", "deeplabv3", "segformer", "segnext")
+_NET_MODULES: tuple[str, ...] = (
+    "unet",
+    "hrnet",
+    "hardnet",
+    "fastscnn",
+    "dfanet",
+    "pspnet",
+    "deeplabv3",
+    "segformer",
+    "segnext",
+)
 _loaded = False
 
 

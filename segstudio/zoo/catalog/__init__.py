@@ -7,7 +7,17 @@ from types import ModuleType
 from segstudio.zoo.catalog import deeplabv3, dfanet, fastscnn, hardnet, hrnet, pspnet, segformer, segnext, unet
 from segstudio.zoo.spec import NetSpec, UnknownNetworkError
 
-_FAMILIES: tuple[ModuleType, ...] = (unet, hrnet, hardnet, fastscnn, dfanet, pspnet, deeplabv3, segformer, segnext)
+_FAMILIES: tuple[ModuleType, ...] = (
+    unet,
+    hrnet,
+    hardnet,
+    fastscnn,
+    dfanet,
+    pspnet,
+    deeplabv3,
+    segformer,
+    segnext,
+)
 
 
 def _collect() -> dict[str, NetSpec]:
