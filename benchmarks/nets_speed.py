@@ -228,6 +228,16 @@ def measure(name: str, s: Settings, log: Callable[[str], None]) -> dict[str, Any
     return result
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: fall back to what platform knows
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -236,7 +246,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "cuda": torch.cuda.is_available(),
     }
     if torch.cuda.is_available():
@@ -345,9 +355,14 @@ def main(argv: list[str] | None = None) -> int:
             doc = {"environment": env, "settings": asdict(s), "results": results}
             atomic_write_text(args.json, json.dumps(doc, indent=1) + "\n")
     print(render(results, s, args.markdown))
-    print(f"\nDevice: {env.get('gpu', NO_CUDA)}; torch {env['torch']}; batch 1; GPU cells: median ms "
-          f"(FPS) over {s.repeats} passes, channels_last, fp16 = {s.fp16_mode}; MiB = peak allocated; "
-          f"CPU: fp32, {s.cpu_threads} threads, median of {s.cpu_repeats}.")
+    notes = [f"torch {env['torch']}", "batch 1", "19 classes"]
+    if s.gpu:
+        notes.append(f"GPU {env.get('gpu', NO_CUDA)}: median ms (FPS) over {s.repeats} passes after {s.warmup}, "
+                     f"channels_last, fp16 = {s.fp16_mode}, MiB = peak allocated")
+    if s.cpu:
+        notes.append(f"CPU {env['cpu']}: fp32, {s.cpu_threads} intra-op threads, median of {s.cpu_repeats} "
+                     f"after {s.cpu_warmup}, onnxruntime {env['onnxruntime']}")
+    print("\n" + "; ".join(notes) + ".")
     return 0
 
 
