@@ -24,7 +24,6 @@ torch.set_num_threads(2)
 # Non-default option sets worth testing (name, options); a family adds its own here.
 EXTRA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("unet", {"upsample": "bilinear"}),
-    ("unetpp", {"inference": "fast"}),
     ("unet3p", {"cgm": "off"}),
 ]
 
