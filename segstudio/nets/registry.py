@@ -31,6 +31,9 @@ _NET_MODULES: tuple[str, ...] = (
     "deeplabv3",
     "segformer",
     "segnext",
+    "unetpp",
+    "unet3p",
+    "linknet",
 )
 _loaded = False
 

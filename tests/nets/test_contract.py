@@ -26,6 +26,7 @@ EXTRA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("unet", {"upsample": "bilinear"}),
     ("fastscnn", {"aux": False}),
     ("deeplabv3_r50", {"output_stride": 16, "multi_grid": True}),
+    ("unet3p", {"cgm": "off"}),
 ]
 
 

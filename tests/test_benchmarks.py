@@ -1,0 +1,76 @@
+"""The zoo benchmark scripts: generic over the registry, robust to a failing network, honest counts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+import torch
+
+from benchmarks import nets_speed, nets_table, netstats
+from segstudio import nets
+
+torch.set_num_threads(2)
+
+
+def test_parse_sizes() -> None:
+    assert netstats.parse_sizes("1024x2048, 512X512") == [(1024, 2048), (512, 512)]
+    for bad in ("1024", "ax2", "0x5", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            netstats.parse_sizes(bad)
+
+
+def test_select_networks_checks_names() -> None:
+    assert netstats.select_networks(None) == nets.available()
+    assert netstats.select_networks("linknet,unet") == ["linknet", "unet"]
+    assert "unet" not in netstats.select_networks(None, skip="unet")
+    with pytest.raises(SystemExit, match="no-such-net"):
+        netstats.select_networks("unet,no-such-net")
+
+
+def test_meta_count_equals_a_real_run() -> None:
+    model = netstats.build("linknet")
+    meta = netstats.count_macs(model, (64, 96))
+    with torch.inference_mode(), torch.utils.flop_counter.FlopCounterMode(display=False) as counter:
+        model(torch.randn(1, 3, 64, 96))
+    assert meta == counter.get_total_flops() // 2 > 0
+    assert next(model.parameters()).device.type == "cpu"  # the caller's model is untouched
+
+
+def test_table_keeps_going_when_a_network_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_create = nets.create
+
+    def create(name: str, **kwargs: Any) -> torch.nn.Module:
+        if name == "unet":
+            raise RuntimeError("broken on purpose")
+        return real_create(name, **kwargs)
+
+    monkeypatch.setattr(netstats.nets, "create", create)
+    monkeypatch.setattr(nets_table, "FLOP_SIZES", ((64, 64),))
+    rows = [nets_table.measure(n, flops=True) for n in ("unet", "linknet")]
+    assert rows[0].params is None and "broken on purpose" in rows[0].errors[0]
+    assert rows[1].params == 11_535_635 and not rows[1].errors and rows[1].gmacs[(64, 64)] > 0
+    text = nets_table.render(rows, flops=True, markdown=True)
+    assert "broken on purpose" in text and "| linknet | 11,535,635 |" in text
+    assert "-1.10%" in text  # relative difference to the reference count
+
+
+def test_speed_cpu_part_runs() -> None:
+    _, settings = nets_speed.parse_args(["--sizes", "64x64", "--cpu-size", "64x96", "--cpu-repeats", "1",
+                                         "--cpu-warmup", "0", "--repeats", "1", "--warmup", "0"])
+    result = nets_speed.measure("linknet", settings, log=lambda _msg: None)
+    assert result["params"] == 11_535_635 and result["gmacs_1024x2048"] > 80
+    cpu = result["cpu"]
+    assert cpu["torch_ms"] > 0 and cpu["onnx_ms"] > 0 and cpu["onnx_max_abs_diff"] < 1e-3
+    if not torch.cuda.is_available():
+        assert result["gpu"] == {"error": nets_speed.NO_CUDA}
+        text = nets_speed.render({"linknet": result}, settings, markdown=False)
+        assert nets_speed.NO_CUDA in text
+
+
+def test_speed_rejects_bad_arguments() -> None:
+    with pytest.raises(SystemExit):
+        nets_speed.parse_args(["--precisions", "fp8"])
+    with pytest.raises(SystemExit):
+        nets_speed.parse_args(["--repeats", "0"])
