@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from segstudio.zoo.catalog import unet
+from segstudio.zoo.catalog import rtformer, unet
 from segstudio.zoo.spec import NetSpec, UnknownNetworkError
 
-_FAMILIES: tuple[ModuleType, ...] = (unet,)
+_FAMILIES: tuple[ModuleType, ...] = (unet, rtformer)
 
 
 def _collect() -> dict[str, NetSpec]:
