@@ -21,7 +21,7 @@ Builder = Callable[..., nn.Module]
 _BUILDERS: dict[str, Builder] = {}
 
 # Every module under segstudio.nets that registers networks.
-_NET_MODULES: tuple[str, ...] = ("unet", "rtformer")
+_NET_MODULES: tuple[str, ...] = ("unet", "rtformer", "msa")
 _loaded = False
 
 

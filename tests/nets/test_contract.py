@@ -25,6 +25,9 @@ torch.set_num_threads(2)
 EXTRA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("unet", {"upsample": "bilinear"}),
     ("rtformer_slim", {"aux_head": False, "injection": (False, False), "cross_size": 8}),
+    ("msa", {"base": "rtformer_slim"}),
+    ("msa", {"base": "unet", "base_options": {"base_width": 16}, "scales": (0.75, 1.0, 1.5),
+             "train_scales": (0.5, 1.0, 1.25)}),
 ]
 
 
