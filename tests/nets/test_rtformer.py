@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from segstudio import nets
 from segstudio.inference.export import export_onnx_bytes, onnx_parity
@@ -15,6 +16,20 @@ from segstudio.nets.layers import DropPath
 from segstudio.zoo import BadOptionError
 
 torch.set_num_threads(2)
+
+
+def calibrate_bn(model: nn.Module) -> None:
+    """Give BatchNorm the running statistics of real activations (cumulative average over two batches), then eval."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in bns:
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(2, 3, 96, 128))
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
 
 
 def _paddle_double_norm(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -185,21 +200,20 @@ def test_options_injection_cross_size_bn_momentum_aux(monkeypatch: pytest.Monkey
 
 def test_drop_path_is_stochastic_in_training_only() -> None:
     x = torch.randn(2, 3, 64, 64)
-    for rate, differ in ((0.0, False), (0.5, True)):
-        model = nets.create("rtformer_slim", num_classes=3, drop_path_rate=rate, aux_head=False).train()
-        with torch.no_grad():
-            a, b = model(x)["out"], model(x)["out"]
-        assert (not torch.equal(a, b)) == differ
-        assert {m.p for m in model.modules() if isinstance(m, DropPath)} == {rate}
+    model = nets.create("rtformer_slim", num_classes=3, drop_path_rate=0.5, aux_head=False).train()
+    drops = [m for m in model.modules() if isinstance(m, DropPath)]
+    assert len(drops) == 2 and {m.p for m in drops} == {0.5}  # one per RTFormer block, shared by its 4 branches
+    with torch.no_grad():
+        assert not torch.equal(model(x)["out"], model(x)["out"])
+        for m in drops:
+            m.p = 0.0
+        assert torch.equal(model(x)["out"], model(x)["out"])
 
 
 def test_onnx_one_file_batch_1_and_3_at_odd_sizes() -> None:
     torch.manual_seed(0)
     model = nets.create("rtformer_slim", num_classes=4)
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(2, 3, 96, 128))  # BN statistics away from the identity
-    model.eval()
+    calibrate_bn(model)
     data = export_onnx_bytes(model, sample_hw=(96, 128))
     # 1/32 maps of 3×4 (pool bins repeat cells) and 14×13 (bins overlap) around the 12×12 pool
     diff = onnx_parity(model, data, [(1, 3, 75, 107), (3, 3, 93, 61), (1, 3, 441, 417)])
