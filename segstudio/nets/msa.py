@@ -46,7 +46,15 @@ from torch import Tensor, nn
 
 from segstudio.nets.layers import ConvBNAct, init_conv_bn, init_head, resize_to, seg_outputs
 from segstudio.nets.registry import available, create, register
-from segstudio.zoo.catalog.msa import NAME, TRAIN_SCALE_CHOICES, base_aux_name, scale_aux_name
+from segstudio.zoo.catalog.msa import (
+    DEFAULT_BASE,
+    DEFAULT_SCALES,
+    DEFAULT_TRAIN_SCALES,
+    NAME,
+    TRAIN_SCALE_CHOICES,
+    base_aux_name,
+    scale_aux_name,
+)
 from segstudio.zoo.spec import BadOptionError
 
 IntLike = int | Tensor
@@ -143,9 +151,9 @@ class MultiScaleAttention(nn.Module):
 
 
 @register(NAME)
-def build_msa(num_classes: int, in_channels: int = 3, base: str = "unet",
-              base_options: Mapping[str, Any] | None = None, scales: Sequence[float] = (0.5, 1.0, 2.0),
-              train_scales: Sequence[float] = (0.5, 1.0)) -> nn.Module:
+def build_msa(num_classes: int, in_channels: int = 3, base: str = DEFAULT_BASE,
+              base_options: Mapping[str, Any] | None = None, scales: Sequence[float] = DEFAULT_SCALES,
+              train_scales: Sequence[float] = DEFAULT_TRAIN_SCALES) -> nn.Module:
     valid = [n for n in available() if n != NAME]
     if base not in valid:
         raise BadOptionError(f"msa cannot wrap {base!r}; valid bases: {', '.join(valid)}")
