@@ -34,6 +34,8 @@ _NET_MODULES: tuple[str, ...] = (
     "unetpp",
     "unet3p",
     "linknet",
+    "rtformer",
+    "msa",
 )
 _loaded = False
 

@@ -27,6 +27,12 @@ EXTRA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("fastscnn", {"aux": False}),
     ("deeplabv3_r50", {"output_stride": 16, "multi_grid": True}),
     ("unet3p", {"cgm": "off"}),
+    ("rtformer_slim", {"aux_head": False, "injection": (False, False), "cross_size": 8}),
+    ("msa", {"base": "rtformer_slim"}),
+    ("msa", {"base": "fastscnn"}),
+    ("msa", {"base": "segformer_b0"}),
+    ("msa", {"base": "unet", "base_options": {"base_width": 16}, "scales": (0.75, 1.0, 1.5),
+             "train_scales": (0.5, 1.0, 1.25)}),
 ]
 
 
