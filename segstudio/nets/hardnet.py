@@ -17,9 +17,9 @@ Followed: the authors' PingoLH/FCHarDNet ``ptsemseg/models/hardnet.py`` (MODEL_S
 
 Choices: ``align_corners=True`` in every resize, as the reference (MODEL_SPECS §0.1); BN momentum 0.1
 (PyTorch's default, which the reference keeps); weights keep PyTorch's default init as in the reference,
-except the classifier (N(0, 0.01), ``layers.init_head``). Sizes: the stem rounds up and the pools round
-down, so an input side needs at least 61 pixels to keep the 1/64 map non-empty; smaller inputs get a
-clear error.
+except the classifier (N(0, 0.01), ``layers.init_head``). Sizes: the stem and the 2×2 pools round up
+(``ceil_mode``), so every input size works, down to 1×1; the reference's floor-mode pools drop the last
+row/column of odd maps and empty the 1/64 map below 61 px. At even sizes the two are identical.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from segstudio.nets.layers import ConvBNAct, init_head, resize_to, seg_outputs
 from segstudio.nets.registry import register
 
 ALIGN_CORNERS = True
-MIN_SIDE = 61
-"""Smallest input side: ceil(ceil(n/2)/2) must survive four floor-halvings, i.e. be at least 16."""
 
 STEM_CHANNELS = (16, 24, 32, 48)
 BLOCK_CHANNELS = (64, 96, 160, 224, 320)
@@ -114,7 +112,9 @@ class FCHarDNet(nn.Module):
             skip_channels.append(block.out_channels)
             self.enc_convs.append(ConvBNAct(block.out_channels, out_ch, 1))
             ch = out_ch
-        self.pool = nn.AvgPool2d(2, 2)
+        # ceil_mode: an odd side keeps its last row/column (the reference's floor mode drops it, and
+        # empties the 1/64 map below 61 px); identical to the reference at even sizes.
+        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True)
 
         self.dec_convs = nn.ModuleList()
         self.dec_blocks = nn.ModuleList()
@@ -128,11 +128,6 @@ class FCHarDNet(nn.Module):
         init_head(self.classifier)
 
     def forward(self, x: Tensor) -> Tensor | dict[str, Tensor]:
-        if not torch.jit.is_tracing() and min(x.shape[-2:]) < MIN_SIDE:
-            raise ValueError(
-                f"FC-HarDNet-70 needs inputs of at least {MIN_SIDE}×{MIN_SIDE} pixels (it pools to 1/64); "
-                f"got {x.shape[-2]}×{x.shape[-1]}"
-            )
         y = self.stem(x)
         skips: list[Tensor] = []
         last = len(self.enc_blocks) - 1
