@@ -1,4 +1,4 @@
-"""Bootstrap of the desktop app: QApplication, main window, event loop."""
+"""Bootstrap of the desktop app: native libraries, high-DPI, theme, QApplication, main window, event loop."""
 
 from __future__ import annotations
 
@@ -18,13 +18,23 @@ def _preload_native_libs() -> None:
 def run_app(argv: Sequence[str]) -> int:
     """Start the app; ``argv`` may name a folder, images or a project to open."""
     _preload_native_libs()
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+    from segstudio.gui.theme import apply_theme
 
+    QCoreApplication.setOrganizationName("segstudio")
+    QCoreApplication.setApplicationName("segstudio")
+    # Fractional scale factors (125 %, 150 %) as they are, not rounded: crisp text and exact canvas pixels.
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
-    app.setApplicationName("segstudio")
-    app.setOrganizationName("segstudio")
-    window = MainWindow()
+    assert isinstance(app, QApplication)
+    settings = AppSettings()
+    apply_theme(app, settings.theme())
+    window = MainWindow(settings)
     window.show()
+    window.open_paths([a for a in argv if not a.startswith("-")])
     return int(app.exec())
