@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Sequence
 
 
-def _preload_native_libs() -> None:
-    # onnxruntime (and torch, if present) must load their native libraries before
-    # Qt's: on Windows the reverse order can pick up conflicting DLLs.
-    # Without onnxruntime, ONNX inference is unavailable; the app still opens images and edits labels.
-    with contextlib.suppress(ImportError):
-        import onnxruntime  # noqa: F401
-
-
 def run_app(argv: Sequence[str]) -> int:
-    """Start the app; ``argv`` may name a folder, images or a project to open."""
-    _preload_native_libs()
+    """Start the app; ``argv`` may name a folder, images or a project to open.
+
+    (Importing this module ran ``segstudio/gui/__init__.py``, which loads onnxruntime before Qt.)
+    """
     from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
