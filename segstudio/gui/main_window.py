@@ -114,12 +114,14 @@ class MainWindow(QMainWindow):
         tools.addSeparator()
         tools.addWidget(self.tool_options)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tools)
+        self.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
         view = QToolBar("View", self)
         view.setObjectName("toolbar-view")
         view.addActions([a.view.fit, a.view.one_to_one, a.view.overlay, a.view.outline, a.view.uncertainty,
                          a.edit.accept_prediction])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, view)
-        for bar in (tools, view):
+        self.toolbars = [tools, view]
+        for bar in self.toolbars:
             self.menus["panels"].addAction(bar.toggleViewAction())
 
     # ------------------------------------------------------------------ wiring
@@ -158,7 +160,7 @@ class MainWindow(QMainWindow):
         t.radiusChanged.connect(self.tool_options.set_radius)
         t.lockChanged.connect(self._lock_changed)
         self.tool_options.radiusEdited.connect(t.set_radius)
-        self.tool_options.lockClassChosen.connect(lambda i: t.set_lock(t.lock_mode, i))
+        self.tool_options.lockChosen.connect(t.set_lock)
         self.tool_options.opacityEdited.connect(self._set_opacity)
 
     def _wire_actions(self) -> None:
@@ -266,6 +268,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ controller → view
     def _show_project(self, project: Project | None) -> None:
         self.files.set_project(project)
+        # the welcome page stands alone; panels and tool bars come with a project
+        for w in [*self.docks.values(), *self.toolbars]:
+            w.setVisible(project is not None)
         if project is None:
             self.stack.setCurrentWidget(self.welcome)
             self._show_document(None)
@@ -306,8 +311,8 @@ class MainWindow(QMainWindow):
     def _classes_changed(self, classes: ClassTable) -> None:
         self.canvas.set_classes(classes)
         self.class_panel.set_classes(classes)
-        self.tool_options.set_classes(classes, self.tools.lock_class)
         self.tools.set_num_classes(len(classes))
+        self.tool_options.set_lock(classes, self.tools.lock_mode, self.tools.lock_class)
         for n, act in enumerate(self.all_actions.classes.select):
             act.setText(f"Class {n + 1}: {classes[n].name}" if n < len(classes) else f"Class {n + 1}")
             act.setEnabled(n < len(classes))
@@ -391,7 +396,7 @@ class MainWindow(QMainWindow):
     def _lock_changed(self, mode: str, index: int) -> None:
         e = self.all_actions.edit
         {LOCK_NONE: e.lock_none, LOCK_UNLABELLED: e.lock_unlabelled, LOCK_CLASS: e.lock_class}[mode].setChecked(True)
-        self.tool_options.set_classes(self.controller.classes, index)
+        self.tool_options.set_lock(self.controller.classes, mode, index)
 
     def _set_opacity(self, value: float) -> None:
         self.canvas.set_opacity(value)

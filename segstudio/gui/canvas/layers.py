@@ -20,6 +20,7 @@ from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 TILE = 256
+SMOOTH_BELOW = 2.0
 _CACHE_BYTES = 192 * 1024 * 1024
 
 
@@ -209,10 +210,15 @@ class TiledLayer(QGraphicsItem):
         if src is None:
             return
         scale = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+        device = painter.device()
+        # On a high-DPI screen the painter's transform is in logical pixels; tiles are chosen for device pixels.
+        dpr = device.devicePixelRatioF() if device is not None else 1.0
+        scale *= dpr
         level = 0
         if scale < 1.0:
             level = min(src.level_count() - 1, max(0, math.floor(math.log2(1.0 / scale))))
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
+        # smooth below 2× (nearest-neighbour there makes uneven 1- and 2-pixel columns); square pixels above
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < SMOOTH_BELOW)
         exposed = option.exposedRect.intersected(self.boundingRect())  # type: ignore[attr-defined]
         if exposed.isEmpty():
             return

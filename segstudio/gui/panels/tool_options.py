@@ -1,4 +1,4 @@
-"""Small controls beside the tools: brush radius, the lock's class, overlay opacity."""
+"""Small controls beside the tools: brush radius, what the tools may paint over, overlay opacity."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from segstudio.core.classes import ClassTable
-from segstudio.gui.editing import MAX_RADIUS, MIN_RADIUS
+from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, MAX_RADIUS, MIN_RADIUS
 from segstudio.gui.panels.classes import swatch
 
 
 class ToolOptions(QWidget):
-    """Brush radius, "paint only over" class and overlay opacity, as one toolbar widget."""
+    """Brush radius, the paint lock ("paint over: anything / unlabelled only / only class X"), opacity."""
 
     radiusEdited = Signal(float)
-    lockClassChosen = Signal(int)
+    lockChosen = Signal(str, int)  # mode, class (for LOCK_CLASS)
     opacityEdited = Signal(float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -25,10 +25,11 @@ class ToolOptions(QWidget):
         self.radius.setSuffix(" px")
         self.radius.setToolTip("Brush radius ([ and ], or Ctrl+wheel)")
         self.radius.valueChanged.connect(self.radiusEdited.emit)
-        self.lock_class = QComboBox()
-        self.lock_class.setToolTip("The class that 'Paint only over class' protects everything but (Alt+K)")
-        self.lock_class.setMinimumContentsLength(10)
-        self.lock_class.currentIndexChanged.connect(self._lock_changed)
+        self.lock = QComboBox()
+        self.lock.setToolTip("Which pixels the tools may change (Alt+0 anything, Alt+U unlabelled only, "
+                             "Alt+K only the class chosen here)")
+        self.lock.setMinimumContentsLength(14)
+        self.lock.currentIndexChanged.connect(self._lock_changed)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setFixedWidth(120)
@@ -39,8 +40,8 @@ class ToolOptions(QWidget):
         layout.addWidget(QLabel("Radius"))
         layout.addWidget(self.radius)
         layout.addSpacing(12)
-        layout.addWidget(QLabel("Only over"))
-        layout.addWidget(self.lock_class)
+        layout.addWidget(QLabel("Paint over"))
+        layout.addWidget(self.lock)
         layout.addSpacing(12)
         layout.addWidget(QLabel("Opacity"))
         layout.addWidget(self.opacity)
@@ -53,14 +54,20 @@ class ToolOptions(QWidget):
         with QSignalBlocker(self.opacity):
             self.opacity.setValue(round(value * 100))
 
-    def set_classes(self, classes: ClassTable, lock_class: int) -> None:
-        with QSignalBlocker(self.lock_class):
-            self.lock_class.clear()
+    def set_lock(self, classes: ClassTable, mode: str, lock_class: int) -> None:
+        """List the lock choices for ``classes`` and show the current one."""
+        with QSignalBlocker(self.lock):
+            self.lock.clear()
+            self.lock.addItem("Anything", (LOCK_NONE, 0))
+            self.lock.addItem("Unlabelled only", (LOCK_UNLABELLED, 0))
             for c in classes:
-                self.lock_class.addItem(swatch(c.colour), c.name, c.index)
-            if len(classes):
-                self.lock_class.setCurrentIndex(min(lock_class, len(classes) - 1))
+                self.lock.addItem(swatch(c.colour), f"Only {c.name}", (LOCK_CLASS, c.index))
+            if mode == LOCK_CLASS and lock_class < len(classes):
+                self.lock.setCurrentIndex(2 + lock_class)
+            else:
+                self.lock.setCurrentIndex(1 if mode == LOCK_UNLABELLED else 0)
 
     def _lock_changed(self, row: int) -> None:
         if row >= 0:
-            self.lockClassChosen.emit(int(self.lock_class.itemData(row)))
+            mode, index = self.lock.itemData(row)
+            self.lockChosen.emit(mode, int(index))
