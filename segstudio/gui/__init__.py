@@ -10,6 +10,6 @@ import contextlib
 with contextlib.suppress(ImportError):  # without onnxruntime the app still opens images and edits labels
     import onnxruntime  # noqa: F401
 
-from segstudio.gui import qt_compat  # noqa: E402
+from segstudio.gui import qt_compat
 
 qt_compat.install()

@@ -52,4 +52,4 @@ def install() -> None:
             incref(true)  # the reference emit() should have returned with its result
         return result
 
-    SignalInstance.emit = emit  # type: ignore[method-assign]
+    SignalInstance.emit = emit  # type: ignore[method-assign, assignment]

@@ -43,8 +43,7 @@ def test_a_function_runs_off_the_ui_thread_and_its_result_arrives_on_it(qtbot, p
 
 def test_a_generator_reports_progress_then_its_return_value(qtbot, pool: WorkerPool) -> None:
     def work(cancel: CancelToken) -> Generator[int, None, str]:
-        for i in range(5):
-            yield i
+        yield from range(5)
         return "done"
 
     progress: list[object] = []
