@@ -9,7 +9,7 @@ which saves them with the project.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QColorDialog,
@@ -96,17 +96,22 @@ class ClassPanel(QWidget):
         self.classes = classes
         self.hidden = {i for i in self.hidden if i < len(classes)}
         with QSignalBlocker(self.tree):
-            self.tree.clear()
+            # rows are updated in place: a rename arrives while the row's own editor is closing
+            while self.tree.topLevelItemCount() > len(classes):
+                self.tree.takeTopLevelItem(self.tree.topLevelItemCount() - 1)
             for c in classes:
-                item = QTreeWidgetItem(["", c.name, ""])
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable | Qt.ItemFlag.ItemIsUserCheckable)
+                item = self.tree.topLevelItem(c.index)
+                if item is None:
+                    item = QTreeWidgetItem(["", "", ""])
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable | Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setToolTip(COL_EYE, "Show or hide this class")
+                    item.setTextAlignment(COL_SHARE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    self.tree.addTopLevelItem(item)
                 item.setCheckState(COL_EYE, Qt.CheckState.Unchecked if c.index in self.hidden
                                    else Qt.CheckState.Checked)
-                item.setToolTip(COL_EYE, "Show or hide this class")
+                item.setText(COL_NAME, c.name)
                 item.setIcon(COL_NAME, swatch(c.colour))
                 item.setToolTip(COL_NAME, f"Class {c.index}: {c.name} — double-click the name to rename")
-                item.setTextAlignment(COL_SHARE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.tree.addTopLevelItem(item)
         if len(classes):
             self.set_current(min(current if current is not None else 0, len(classes) - 1))
         self.merge_button.setEnabled(len(classes) > 1)
@@ -153,7 +158,8 @@ class ClassPanel(QWidget):
             name = item.text(COL_NAME).strip()
             old = self.classes[index].name
             if name and name != old and name not in self.classes.names:
-                self.renameRequested.emit(index, name)
+                # after the editor has closed: the rename rebuilds what the editor still refers to
+                QTimer.singleShot(0, lambda: self.renameRequested.emit(index, name))
             else:
                 with QSignalBlocker(self.tree):
                     item.setText(COL_NAME, old)
