@@ -28,7 +28,7 @@ def test_filter_by_status_next_unlabelled_and_counts(qtbot, window: MainWindow, 
     open_and_wait(qtbot, window, image_folder)
     files = window.files
     assert [e.status for e in files.model.entries] == ["unlabelled", "corrected", "predicted", "unlabelled"]
-    assert "4 of 4 shown · 1 labelled" == files.count.text()
+    assert files.count.text() == "4 of 4 shown · 1 labelled"
     files.filter.setCurrentIndex(files.filter.findData("unlabelled"))
     assert files.proxy.rowCount() == 2
     qtbot.keyClick(window.canvas, Qt.Key.Key_PageDown)  # next within the filter: img3
