@@ -102,3 +102,53 @@ def test_zoom_limits_and_ctrl_wheel_resizes_brush(qtbot, canvas: Canvas) -> None
     assert steps == [1]
     canvas.fit_to_window()
     assert canvas.zoom() < 2
+
+
+def _pixels(img) -> np.ndarray:
+    from PySide6.QtGui import QImage
+
+    img = img.convertToFormat(QImage.Format.Format_RGBA8888)
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+    return arr[:, : img.width() * 4].reshape(img.height(), img.width(), 4).copy()  # before img is freed
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_mask_styles_render_what_they_promise(level: int) -> None:
+    rng = np.random.default_rng(level)
+    mask = rng.integers(0, 4, (1100, 1300)).astype(np.uint8)
+    mask[:50] = 255
+    table = ClassTable.from_names(["a", "b", "c", "d"])
+    lut = overlay_lut(table, hidden={3})
+    s = 1 << level
+    x0, y0, x1, y1 = 256, 0, 300, 256  # a tile that is not at the origin: the stripe phase matters
+    sub = mask[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
+
+    fill = _pixels(MaskSource(mask, lut, "fill").render(level, x0, y0, x1, y1))
+    expect = lut[sub].copy()
+    expect[expect[..., 3] == 0] = 0
+    assert np.array_equal(fill, expect)
+
+    hatched = _pixels(MaskSource(mask, lut, "hatched").render(level, x0, y0, x1, y1))
+    yy = np.arange(y0, y1)[:, None] * s
+    xx = np.arange(x0, x1)[None, :] * s
+    full = ((xx + yy) // 6) % 2 == 0
+    alpha = np.where(full, lut[sub][..., 3], lut[sub][..., 3] // 3)
+    assert np.array_equal(hatched[..., 3], alpha)
+    assert np.array_equal(hatched[..., :3][alpha > 0], lut[sub][..., :3][alpha > 0])
+
+    binary = _pixels(MaskSource(mask, lut, "binary", 1).render(level, x0, y0, x1, y1))
+    assert np.array_equal(binary[..., 0], np.where(sub == 1, 255, 0)) and (binary[..., 3] == 255).all()
+
+    outline = _pixels(MaskSource(mask, lut, "outline").render(level, x0, y0, x1, y1))
+    inner = outline[1:-1, 1:-1, 3] > 0
+    flat = (sub[1:-1, 1:-1] == sub[:-2, 1:-1]) & (sub[1:-1, 1:-1] == sub[2:, 1:-1]) \
+        & (sub[1:-1, 1:-1] == sub[1:-1, :-2]) & (sub[1:-1, 1:-1] == sub[1:-1, 2:])
+    assert not (inner & flat).any()  # nothing drawn inside a region
+    assert (inner | flat | (lut[sub[1:-1, 1:-1]][..., 3] == 0)).all()  # every visible border pixel drawn
+
+
+def test_a_fully_transparent_tile_is_not_drawn() -> None:
+    mask = np.full((300, 300), 255, np.uint8)
+    lut = overlay_lut(ClassTable.from_names(["a"]))
+    assert MaskSource(mask, lut, "fill").render(0, 0, 0, 256, 256) is None
+    assert MaskSource(mask, lut, "hatched").render(0, 0, 0, 256, 256) is None

@@ -70,6 +70,13 @@ class ImageSource(TileSource):
         return _qimage(self.levels[level][y0:y1, x0:x1])
 
 
+def _lut32(lut: np.ndarray) -> np.ndarray:
+    """An N×4 RGBA table as N packed uint32 (fully transparent entries all zero): one gather per pixel."""
+    rgba = np.ascontiguousarray(lut, dtype=np.uint8).copy()
+    rgba[rgba[:, 3] == 0] = 0
+    return rgba.view(np.uint32).ravel()
+
+
 class MaskSource(TileSource):
     """An index mask drawn through an RGBA lookup table.
 
@@ -77,6 +84,8 @@ class MaskSource(TileSource):
     "hatched" (fill with diagonal stripes: a prediction not yet accepted),
     "binary" (mask view of ``binary_class``: white where it is, black elsewhere).
     Lower levels subsample the mask (nearest), which keeps thin classes visible.
+    Every style is one gather per pixel from a packed 32-bit table; "hatched"
+    indexes a doubled table (full and faint colours) with a cached stripe offset.
     """
 
     def __init__(self, mask: np.ndarray, lut: np.ndarray, style: str = "fill", binary_class: int = 0) -> None:
@@ -85,39 +94,54 @@ class MaskSource(TileSource):
         self.style = style
         self.binary_class = binary_class
         self.height, self.width = mask.shape
+        if style == "binary":
+            table = np.zeros_like(lut)
+            table[:, 3] = 255
+            table[binary_class, :3] = 255
+            self._lut32 = _lut32(table)
+        else:
+            self._lut32 = _lut32(lut)
+        if style == "hatched":
+            faint = lut.copy()
+            faint[:, 3] //= 3
+            # one table of both: index i is the full colour, i + len(lut) the faint one
+            self._lut32 = np.concatenate([self._lut32, _lut32(faint)])
+        self._stripes: dict[tuple[int, int, int, int], np.ndarray] = {}
 
     def level_count(self) -> int:
         return max(1, math.ceil(math.log2(max(self.width, self.height) / TILE)) + 1)
+
+    def _stripe_offsets(self, s: int, phase: int, h: int, w: int) -> np.ndarray:
+        # Stripes 6 image pixels wide along x + y; a tile's pattern depends only on (x0 + y0)·s mod 12.
+        # Stored as index offsets into the doubled table (0: full colour, len(lut): faint).
+        key = (s, phase, h, w)
+        offsets = self._stripes.get(key)
+        if offsets is None:
+            d = (np.arange(h)[:, None] + np.arange(w)[None, :]) * s + phase
+            offsets = np.where((d // 6) % 2 == 1, len(self.lut), 0).astype(np.int32)
+            self._stripes[key] = offsets
+        return offsets
 
     def render(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage | None:
         s = 1 << level
         sub = self.mask[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
         if sub.size == 0:
             return None
-        if self.style == "binary":
-            on = sub == self.binary_class
-            rgba = np.empty((*sub.shape, 4), np.uint8)
-            rgba[..., :3] = np.where(on, 255, 0)[..., None]
-            rgba[..., 3] = 255
-            return _qimage(rgba)
-        rgba = self.lut[sub]
+        if self.style == "hatched":
+            packed = np.take(self._lut32, sub + self._stripe_offsets(s, ((x0 + y0) * s) % 12, *sub.shape))
+        else:
+            packed = np.take(self._lut32, sub)
         if self.style == "outline":
             edge = np.zeros(sub.shape, bool)
             edge[1:, :] |= sub[1:, :] != sub[:-1, :]
             edge[:-1, :] |= sub[:-1, :] != sub[1:, :]
             edge[:, 1:] |= sub[:, 1:] != sub[:, :-1]
             edge[:, :-1] |= sub[:, :-1] != sub[:, 1:]
-            rgba = rgba.copy()
-            rgba[..., 3] = np.where(edge, rgba[..., 3], 0)
-        elif self.style == "hatched":
-            yy = np.arange(y0, y1)[:, None] * s
-            xx = np.arange(x0, x1)[None, :] * s
-            stripe = ((xx + yy) // 6) % 2 == 0
-            rgba = rgba.copy()
-            rgba[..., 3] = np.where(stripe, rgba[..., 3], rgba[..., 3] // 3)
-        if not rgba[..., 3].any():
+            packed[~edge] = 0
+        if self.style != "binary" and not packed.any():
             return None
-        return _qimage(rgba)
+        h, w = sub.shape
+        return _qimage(packed.view(np.uint8).reshape(h, w, 4))
 
 
 def heat_lut() -> np.ndarray:
