@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
 
 from segstudio.core.classes import ClassTable
 from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, MAX_RADIUS, MIN_RADIUS
@@ -35,6 +35,7 @@ class ToolOptions(QWidget):
         self.opacity.setFixedWidth(120)
         self.opacity.setToolTip("Label overlay opacity (Ctrl+[ and Ctrl+]; V hides the overlay)")
         self.opacity.valueChanged.connect(lambda v: self.opacityEdited.emit(v / 100.0))
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)  # no gaps in a wide tool bar
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 0, 6, 0)
         layout.addWidget(QLabel("Radius"))
