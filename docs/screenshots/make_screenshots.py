@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QPointF, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QSettings, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -35,7 +37,7 @@ REGIONS = [
 ]
 
 
-def wait_until(app: QApplication, condition, timeout_ms: int = 30_000) -> None:  # noqa: ANN001
+def wait_until(app: QApplication, condition: Callable[[], bool], timeout_ms: int = 30_000) -> None:
     for _ in range(timeout_ms // 10):
         if condition():
             return
@@ -85,8 +87,8 @@ def main() -> int:
         vp, canvas = window.canvas.viewport(), window.canvas
         pts = [(20, 300), (60, 280), (110, 262), (150, 246), (185, 232)]
 
-        def at(x: float, y: float):  # noqa: ANN202
-            return canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+        def at(x: float, y: float, view: Any = canvas) -> QPoint:
+            return view.mapFromScene(QPointF(x + 0.5, y + 0.5))
 
         QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*pts[0]))
         for p in pts[1:]:
