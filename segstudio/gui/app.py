@@ -21,8 +21,9 @@ def run_app(argv: Sequence[str]) -> int:
 
     QCoreApplication.setOrganizationName("segstudio")
     QCoreApplication.setApplicationName("segstudio")
-    # Fractional scale factors (125 %, 150 %) as they are, not rounded: crisp text and exact canvas pixels.
-    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    if QApplication.instance() is None:
+        # Fractional scale factors (125 %, 150 %) as they are, not rounded: crisp text and exact canvas pixels.
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     assert isinstance(app, QApplication)
     settings = AppSettings()
