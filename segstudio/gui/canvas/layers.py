@@ -35,11 +35,18 @@ def build_pyramid(rgb: np.ndarray, min_side: int = 256) -> list[np.ndarray]:
 
 
 def _qimage(arr: np.ndarray) -> QImage:
-    """A QImage owning a copy of an H×W×3 (RGB) or H×W×4 (RGBA) uint8 array."""
+    """A QImage owning a copy of an H×W×3 (RGB) or H×W×4 (RGBA) uint8 array.
+
+    Stored as RGB32 / premultiplied ARGB32, the formats the raster engine draws
+    without converting: a cached tile is converted once, not at every repaint.
+    """
     arr = np.ascontiguousarray(arr)
     h, w, c = arr.shape
-    fmt = QImage.Format.Format_RGB888 if c == 3 else QImage.Format.Format_RGBA8888
-    return QImage(arr.data, w, h, arr.strides[0], fmt).copy()
+    if c == 3:
+        return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGB888).convertToFormat(
+            QImage.Format.Format_RGB32)
+    return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGBA8888).convertToFormat(
+        QImage.Format.Format_ARGB32_Premultiplied)
 
 
 class TileSource(ABC):
@@ -256,4 +263,18 @@ class TiledLayer(QGraphicsItem):
                 if img is None:
                     continue
                 target = QRectF(tx * span, ty * span, img.width() * s, img.height() * s)
-                painter.drawImage(target, img)
+                if exposed.contains(target):
+                    painter.drawImage(target, img)
+                    continue
+                # Only the exposed part (a scrolled-in strip, a brush dab), in whole source pixels plus one
+                # of margin so that smooth filtering at the cut reads real neighbours whatever the paint
+                # engine; the painter's clip keeps the drawing inside the exposed area.
+                part = target.intersected(exposed)
+                if part.isEmpty():
+                    continue
+                sx0 = max(0, math.floor((part.left() - target.left()) / s) - 1)
+                sy0 = max(0, math.floor((part.top() - target.top()) / s) - 1)
+                sx1 = min(img.width(), math.ceil((part.right() - target.left()) / s) + 1)
+                sy1 = min(img.height(), math.ceil((part.bottom() - target.top()) / s) + 1)
+                painter.drawImage(QRectF(target.left() + sx0 * s, target.top() + sy0 * s, (sx1 - sx0) * s,
+                                         (sy1 - sy0) * s), img, QRectF(sx0, sy0, sx1 - sx0, sy1 - sy0))
