@@ -92,6 +92,9 @@ class MainWindow(QMainWindow):
         self._wire_actions()
         self._restore_settings()
         self.setAcceptDrops(True)
+        # drops anywhere, the canvas included, reach the window (QGraphicsView would take and ignore them)
+        self.canvas.setAcceptDrops(False)
+        self.canvas.viewport().setAcceptDrops(False)
         self._show_project(None)
 
     # ------------------------------------------------------------------ layout

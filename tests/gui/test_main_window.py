@@ -165,6 +165,28 @@ def test_drop_a_folder_opens_it(qtbot, window: MainWindow, image_folder: Path) -
     assert window.controller.project.root == image_folder
 
 
+def test_drop_images_on_the_canvas_opens_them(qtbot, window: MainWindow, image_folder: Path,
+                                              tmp_path: Path) -> None:
+    from PySide6.QtGui import QDragEnterEvent
+    from PySide6.QtWidgets import QApplication
+
+    open_and_wait(qtbot, window, image_folder)
+    other = write_image(tmp_path / "other" / "x.png")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    vp = window.canvas.viewport()
+    pos = QPointF(50, 50)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(vp, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(vp, drop)
+    qtbot.waitUntil(lambda: window.controller.project is not None
+                    and window.controller.project.root == other.parent, timeout=10_000)
+    qtbot.waitUntil(lambda: window.controller.current is not None, timeout=10_000)
+
+
 def test_open_a_set_of_images_and_the_command_line(qtbot, window: MainWindow, tmp_path: Path) -> None:
     a = write_image(tmp_path / "set" / "a.png")
     write_image(tmp_path / "set" / "b.png")
