@@ -191,6 +191,22 @@ def pan_times(app: Any, window: Any, zoom: str, steps: int) -> list[float]:
     return times
 
 
+def zoom_times(app: Any, window: Any, steps: int) -> list[float]:
+    """Milliseconds per wheel-notch zoom step around 1.5× fit (the whole view repaints)."""
+    canvas = window.canvas
+    canvas.fit_to_window()
+    base = canvas.zoom() * 1.5
+    canvas.set_zoom(base)
+    app.processEvents()
+    times = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        canvas.zoom_in() if i % 2 == 0 else canvas.zoom_out()
+        app.processEvents()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 def summary(t: list[float]) -> str:
     return f"{percentile(t, 50):.1f} / {percentile(t, 95):.1f} / {max(t):.1f}"
 
@@ -270,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             t = pan_times(app, window, zoom, 120)
             label = "1.5× fit" if zoom == "fit" else "1:1"
             rows.append((f"pan 12000×9000 by 64 px, zoom {label}: per step p50 / p95 / max", summary(t), "", "ms"))
+        t = zoom_times(app, window, 60)
+        rows.append(("zoom 12000×9000 by one wheel notch near 1.5× fit (full repaint): p50 / p95 / max", summary(t),
+                     "", "ms"))
         t, _ = stroke_latency(app, window, "fit", args.events, args.radius)
         rows.append(("brush stroke on 12000×9000, zoom fit: per event p50 / p95 / max", summary(t), "", "ms"))
         mib = window.controller.current.memory_bytes() / 2**20
