@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self._count_timer.setInterval(200)
         self._count_timer.timeout.connect(self._recount)
         self._last_box: QMessageBox | None = None
+        self._shown_path: str | None = None
         self._wire_controller()
         self._wire_tools()
         self._wire_actions()
@@ -287,13 +288,17 @@ class MainWindow(QMainWindow):
         if doc is None:
             self.canvas.clear_document()
             self.tools.set_document(None)
+            self._shown_path = None
         else:
-            self.canvas.show_document(doc.pyramid, doc.session, self.controller.classes, doc.uncertainty)
+            # the same image shown again (after classes were merged): keep the user's zoom and position
+            self.canvas.show_document(doc.pyramid, doc.session, self.controller.classes, doc.uncertainty,
+                                      fit=self._shown_path != doc.path)
             self.tools.set_document(doc)
             self.files.select(doc.path)
             self.stack.setCurrentWidget(self.canvas)
             self.canvas.setFocus()
             self.all_actions.edit.mark_reviewed.setChecked(doc.entry.status == "reviewed")
+            self._shown_path = doc.path
         self.status.set_busy(False)
         self._prediction_changed(doc)
         self._recount()

@@ -150,6 +150,7 @@ def test_merging_classes_rewrites_masks_in_a_worker(qtbot, window: MainWindow, i
     window.class_panel.set_current(2)
     monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a, **k: ("foreground", True)))
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes))
+    window.canvas.set_zoom(3.0)
     busy: list[bool] = []
     c.busyChanged.connect(busy.append)
     window.class_panel.merge_button.click()
@@ -159,6 +160,7 @@ def test_merging_classes_rewrites_masks_in_a_worker(qtbot, window: MainWindow, i
     assert not c.current.session.history.can_undo
     assert read_mask(image_folder / "labels" / "img0.png")[30, 40] == 1
     assert window.class_panel.tree.topLevelItemCount() == 2
+    assert window.canvas.zoom() == pytest.approx(3.0)  # the view stays where the user had it
 
 
 def test_every_tool_and_action_has_a_unique_shortcut_listed_under_help(qtbot, window: MainWindow) -> None:
