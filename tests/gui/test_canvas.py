@@ -192,3 +192,45 @@ def test_scrolled_repaints_match_a_full_repaint(qtbot) -> None:
     b = np.frombuffer(full.constBits(), np.uint8).astype(int)
     assert a.shape == b.shape
     assert np.abs(a - b).max() <= 2
+
+
+_LEVELS_SCRIPT = """
+import numpy as np
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from segstudio.core.classes import ClassTable
+from segstudio.core.editing.session import EditSession
+from segstudio.gui.canvas.canvas import Canvas
+from segstudio.gui.canvas.layers import build_pyramid
+c = Canvas()
+c.resize(400, 300)
+c.show_document(build_pyramid(np.zeros((2048, 2048, 3), np.uint8)), EditSession.blank(2048, 2048),
+                ClassTable.from_names(["a"]))
+c.show()
+app.processEvents()
+c.set_zoom(0.25)
+levels = []
+source = c.image_layer.source
+original = source.render
+source.render = lambda lv, *rect: levels.append(lv) or original(lv, *rect)
+c.image_layer.clear_cache()
+c.viewport().update()
+app.processEvents()
+print(sorted(set(levels)), c.devicePixelRatioF())
+"""
+
+
+@pytest.mark.parametrize("scale_factor, level", [("1", 2), ("2", 1)])
+def test_tiles_come_from_the_level_that_matches_device_pixels(scale_factor: str, level: int) -> None:
+    """On a high-DPI screen (pixel ratio 2) a zoom of 1/4 needs the 1/2 level, not the 1/4 one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": scale_factor,
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", _LEVELS_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == f"[{level}] {float(scale_factor)}"

@@ -240,11 +240,9 @@ class TiledLayer(QGraphicsItem):
         src = self._source
         if src is None:
             return
-        scale = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
-        device = painter.device()
-        # On a high-DPI screen the painter's transform is in logical pixels; tiles are chosen for device pixels.
-        dpr = device.devicePixelRatioF() if device is not None else 1.0
-        scale *= dpr
+        # Device pixels per image pixel: on a high-DPI screen the world transform is in logical pixels and
+        # the device transform adds the pixel ratio, so tiles are chosen for what is really drawn.
+        scale = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.deviceTransform())
         level = 0
         if scale < 1.0:
             level = min(src.level_count() - 1, max(0, math.floor(math.log2(1.0 / scale))))
