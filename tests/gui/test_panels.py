@@ -222,3 +222,16 @@ def test_welcome_page_states_the_model_honestly(tmp_path: Path) -> None:
     (models / "camvid-fastscnn.onnx").write_bytes(b"x")
     assert [p.name for p in shipped_models(models)] == ["camvid-fastscnn.onnx", "other.onnx"]
     assert "camvid-fastscnn.onnx" in model_state_text(models)
+
+
+def test_open_a_project_file_and_rescan_for_new_images(qtbot, window: MainWindow, image_folder: Path) -> None:
+    from tests.gui.conftest import write_image
+
+    Project.open(image_folder)
+    open_and_wait(qtbot, window, image_folder / "segstudio.json")
+    assert window.files.model.rowCount() == 4
+    write_image(image_folder / "img9.png", seed=9)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_F5)
+    assert window.files.model.rowCount() == 5
+    assert Project.open(image_folder).entry("img9.png").status == "unlabelled"
+    qtbot.waitUntil(lambda: "img9.png" in window.files.model.thumbs, timeout=5000)
