@@ -126,10 +126,13 @@ def test_history_undo_redo_across_strokes() -> None:
         hist.redo(m)
         assert np.array_equal(m, states[i])
     hist.undo(m)
+    assert hist.undo_label == "stroke 3" and hist.redo_label == "stroke 4"
+    assert (hist.undo_steps, hist.redo_steps) == (4, 1)
     s = Stroke("new")
     s.add(paint_segment(m, (3, 3), (3, 3), 1, 9))
     hist.push(s)
     assert not hist.can_redo
+    assert hist.undo_label == "new" and hist.redo_label is None
 
 
 def test_history_keeps_200_steps_of_a_4k_mask_within_bound() -> None:

@@ -102,3 +102,135 @@ def test_zoom_limits_and_ctrl_wheel_resizes_brush(qtbot, canvas: Canvas) -> None
     assert steps == [1]
     canvas.fit_to_window()
     assert canvas.zoom() < 2
+
+
+def _pixels(img) -> np.ndarray:
+    from PySide6.QtGui import QImage
+
+    img = img.convertToFormat(QImage.Format.Format_RGBA8888)
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+    return arr[:, : img.width() * 4].reshape(img.height(), img.width(), 4).copy()  # before img is freed
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_mask_styles_render_what_they_promise(level: int) -> None:
+    rng = np.random.default_rng(level)
+    mask = rng.integers(0, 4, (1100, 1300)).astype(np.uint8)
+    mask[:50] = 255
+    table = ClassTable.from_names(["a", "b", "c", "d"])
+    lut = overlay_lut(table, hidden={3})
+    s = 1 << level
+    x0, y0, x1, y1 = 256, 0, 300, 256  # a tile that is not at the origin: the stripe phase matters
+    sub = mask[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
+
+    fill = _pixels(MaskSource(mask, lut, "fill").render(level, x0, y0, x1, y1))
+    expect = lut[sub].copy()
+    expect[expect[..., 3] == 0] = 0
+    assert np.array_equal(fill, expect)
+
+    hatched = _pixels(MaskSource(mask, lut, "hatched").render(level, x0, y0, x1, y1))
+    yy = np.arange(y0, y1)[:, None] * s
+    xx = np.arange(x0, x1)[None, :] * s
+    full = ((xx + yy) // 6) % 2 == 0
+    alpha = np.where(full, lut[sub][..., 3], lut[sub][..., 3] // 3)
+    assert np.array_equal(hatched[..., 3], alpha)
+    # tiles are stored premultiplied: faint pixels come back within rounding of their colour
+    diff = hatched[..., :3][alpha > 0].astype(int) - lut[sub][..., :3][alpha > 0]
+    assert np.abs(diff).max() <= 3
+
+    binary = _pixels(MaskSource(mask, lut, "binary", 1).render(level, x0, y0, x1, y1))
+    assert np.array_equal(binary[..., 0], np.where(sub == 1, 255, 0)) and (binary[..., 3] == 255).all()
+
+    outline = _pixels(MaskSource(mask, lut, "outline").render(level, x0, y0, x1, y1))
+    inner = outline[1:-1, 1:-1, 3] > 0
+    flat = (sub[1:-1, 1:-1] == sub[:-2, 1:-1]) & (sub[1:-1, 1:-1] == sub[2:, 1:-1]) \
+        & (sub[1:-1, 1:-1] == sub[1:-1, :-2]) & (sub[1:-1, 1:-1] == sub[1:-1, 2:])
+    assert not (inner & flat).any()  # nothing drawn inside a region
+    assert (inner | flat | (lut[sub[1:-1, 1:-1]][..., 3] == 0)).all()  # every visible border pixel drawn
+
+
+def test_a_fully_transparent_tile_is_not_drawn() -> None:
+    mask = np.full((300, 300), 255, np.uint8)
+    lut = overlay_lut(ClassTable.from_names(["a"]))
+    assert MaskSource(mask, lut, "fill").render(0, 0, 0, 256, 256) is None
+    assert MaskSource(mask, lut, "hatched").render(0, 0, 0, 256, 256) is None
+
+
+def test_scrolled_repaints_match_a_full_repaint(qtbot) -> None:
+    """Tiles drawn in parts (strips scrolled in) leave no seams: the view equals a full repaint."""
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QApplication
+
+    c = Canvas()
+    qtbot.addWidget(c)
+    c.resize(500, 400)
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (1500, 2100, 3), dtype=np.uint8)  # noise: any misplaced pixel shows
+    label = np.full((1500, 2100), 255, np.uint8)
+    label[200:900, 300:1600] = 1
+    c.show_document(build_pyramid(img), EditSession(label), ClassTable.from_names(["a", "b"]))
+    c.show()
+    qtbot.waitExposed(c)
+    c.fit_to_window()
+    c.set_zoom(c.zoom() * 1.7)  # a pyramid level drawn smoothly below 1:1
+    bar = c.horizontalScrollBar()
+    QApplication.processEvents()
+    for _ in range(9):
+        bar.setValue(bar.value() + 37)
+        QApplication.processEvents()  # the event loop repaints only the strip scrolled in
+    vp = c.viewport()
+
+    def on_screen() -> QImage:  # what the window shows (its backing store), not a fresh render as grab() makes
+        pix = c.screen().grabWindow(c.winId(), vp.x(), vp.y(), vp.width(), vp.height())
+        return pix.toImage().convertToFormat(QImage.Format.Format_RGB32)
+
+    scrolled = on_screen()
+    vp.update()
+    QApplication.processEvents()
+    full = on_screen()
+    a = np.frombuffer(scrolled.constBits(), np.uint8).astype(int)
+    b = np.frombuffer(full.constBits(), np.uint8).astype(int)
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() <= 2
+
+
+_LEVELS_SCRIPT = """
+import numpy as np
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from segstudio.core.classes import ClassTable
+from segstudio.core.editing.session import EditSession
+from segstudio.gui.canvas.canvas import Canvas
+from segstudio.gui.canvas.layers import build_pyramid
+c = Canvas()
+c.resize(400, 300)
+c.show_document(build_pyramid(np.zeros((2048, 2048, 3), np.uint8)), EditSession.blank(2048, 2048),
+                ClassTable.from_names(["a"]))
+c.show()
+app.processEvents()
+c.set_zoom(0.25)
+levels = []
+source = c.image_layer.source
+original = source.render
+source.render = lambda lv, *rect: levels.append(lv) or original(lv, *rect)
+c.image_layer.clear_cache()
+c.viewport().update()
+app.processEvents()
+print(sorted(set(levels)), c.devicePixelRatioF())
+"""
+
+
+@pytest.mark.parametrize("scale_factor, level", [("1", 2), ("2", 1)])
+def test_tiles_come_from_the_level_that_matches_device_pixels(scale_factor: str, level: int) -> None:
+    """On a high-DPI screen (pixel ratio 2) a zoom of 1/4 needs the 1/2 level, not the 1/4 one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": scale_factor,
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", _LEVELS_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == f"[{level}] {float(scale_factor)}"

@@ -171,5 +171,19 @@ class History:
         return len(self._done)
 
     @property
+    def redo_steps(self) -> int:
+        return len(self._undone)
+
+    @property
+    def undo_label(self) -> str | None:
+        """The label of the stroke :meth:`undo` would revert (for "Undo brush" menus), or None."""
+        return self._done[-1].label if self._done else None
+
+    @property
+    def redo_label(self) -> str | None:
+        """The label of the stroke :meth:`redo` would re-apply, or None."""
+        return self._undone[-1].label if self._undone else None
+
+    @property
     def nbytes(self) -> int:
         return self._bytes

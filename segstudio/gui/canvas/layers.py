@@ -20,6 +20,7 @@ from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 TILE = 256
+SMOOTH_BELOW = 2.0
 _CACHE_BYTES = 192 * 1024 * 1024
 
 
@@ -34,11 +35,18 @@ def build_pyramid(rgb: np.ndarray, min_side: int = 256) -> list[np.ndarray]:
 
 
 def _qimage(arr: np.ndarray) -> QImage:
-    """A QImage owning a copy of an H×W×3 (RGB) or H×W×4 (RGBA) uint8 array."""
+    """A QImage owning a copy of an H×W×3 (RGB) or H×W×4 (RGBA) uint8 array.
+
+    Stored as RGB32 / premultiplied ARGB32, the formats the raster engine draws
+    without converting: a cached tile is converted once, not at every repaint.
+    """
     arr = np.ascontiguousarray(arr)
     h, w, c = arr.shape
-    fmt = QImage.Format.Format_RGB888 if c == 3 else QImage.Format.Format_RGBA8888
-    return QImage(arr.data, w, h, arr.strides[0], fmt).copy()
+    if c == 3:
+        return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGB888).convertToFormat(
+            QImage.Format.Format_RGB32)
+    return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGBA8888).convertToFormat(
+        QImage.Format.Format_ARGB32_Premultiplied)
 
 
 class TileSource(ABC):
@@ -69,6 +77,13 @@ class ImageSource(TileSource):
         return _qimage(self.levels[level][y0:y1, x0:x1])
 
 
+def _lut32(lut: np.ndarray) -> np.ndarray:
+    """An N×4 RGBA table as N packed uint32 (fully transparent entries all zero): one gather per pixel."""
+    rgba = np.ascontiguousarray(lut, dtype=np.uint8).copy()
+    rgba[rgba[:, 3] == 0] = 0
+    return rgba.view(np.uint32).ravel()
+
+
 class MaskSource(TileSource):
     """An index mask drawn through an RGBA lookup table.
 
@@ -76,6 +91,8 @@ class MaskSource(TileSource):
     "hatched" (fill with diagonal stripes: a prediction not yet accepted),
     "binary" (mask view of ``binary_class``: white where it is, black elsewhere).
     Lower levels subsample the mask (nearest), which keeps thin classes visible.
+    Every style is one gather per pixel from a packed 32-bit table; "hatched"
+    indexes a doubled table (full and faint colours) with a cached stripe offset.
     """
 
     def __init__(self, mask: np.ndarray, lut: np.ndarray, style: str = "fill", binary_class: int = 0) -> None:
@@ -84,39 +101,54 @@ class MaskSource(TileSource):
         self.style = style
         self.binary_class = binary_class
         self.height, self.width = mask.shape
+        if style == "binary":
+            table = np.zeros_like(lut)
+            table[:, 3] = 255
+            table[binary_class, :3] = 255
+            self._lut32 = _lut32(table)
+        else:
+            self._lut32 = _lut32(lut)
+        if style == "hatched":
+            faint = lut.copy()
+            faint[:, 3] //= 3
+            # one table of both: index i is the full colour, i + len(lut) the faint one
+            self._lut32 = np.concatenate([self._lut32, _lut32(faint)])
+        self._stripes: dict[tuple[int, int, int, int], np.ndarray] = {}
 
     def level_count(self) -> int:
         return max(1, math.ceil(math.log2(max(self.width, self.height) / TILE)) + 1)
+
+    def _stripe_offsets(self, s: int, phase: int, h: int, w: int) -> np.ndarray:
+        # Stripes 6 image pixels wide along x + y; a tile's pattern depends only on (x0 + y0)·s mod 12.
+        # Stored as index offsets into the doubled table (0: full colour, len(lut): faint).
+        key = (s, phase, h, w)
+        offsets = self._stripes.get(key)
+        if offsets is None:
+            d = (np.arange(h)[:, None] + np.arange(w)[None, :]) * s + phase
+            offsets = np.where((d // 6) % 2 == 1, len(self.lut), 0).astype(np.int32)
+            self._stripes[key] = offsets
+        return offsets
 
     def render(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage | None:
         s = 1 << level
         sub = self.mask[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
         if sub.size == 0:
             return None
-        if self.style == "binary":
-            on = sub == self.binary_class
-            rgba = np.empty((*sub.shape, 4), np.uint8)
-            rgba[..., :3] = np.where(on, 255, 0)[..., None]
-            rgba[..., 3] = 255
-            return _qimage(rgba)
-        rgba = self.lut[sub]
+        if self.style == "hatched":
+            packed = np.take(self._lut32, sub + self._stripe_offsets(s, ((x0 + y0) * s) % 12, *sub.shape))
+        else:
+            packed = np.take(self._lut32, sub)
         if self.style == "outline":
             edge = np.zeros(sub.shape, bool)
             edge[1:, :] |= sub[1:, :] != sub[:-1, :]
             edge[:-1, :] |= sub[:-1, :] != sub[1:, :]
             edge[:, 1:] |= sub[:, 1:] != sub[:, :-1]
             edge[:, :-1] |= sub[:, :-1] != sub[:, 1:]
-            rgba = rgba.copy()
-            rgba[..., 3] = np.where(edge, rgba[..., 3], 0)
-        elif self.style == "hatched":
-            yy = np.arange(y0, y1)[:, None] * s
-            xx = np.arange(x0, x1)[None, :] * s
-            stripe = ((xx + yy) // 6) % 2 == 0
-            rgba = rgba.copy()
-            rgba[..., 3] = np.where(stripe, rgba[..., 3], rgba[..., 3] // 3)
-        if not rgba[..., 3].any():
+            packed[~edge] = 0
+        if self.style != "binary" and not packed.any():
             return None
-        return _qimage(rgba)
+        h, w = sub.shape
+        return _qimage(packed.view(np.uint8).reshape(h, w, 4))
 
 
 def heat_lut() -> np.ndarray:
@@ -208,11 +240,14 @@ class TiledLayer(QGraphicsItem):
         src = self._source
         if src is None:
             return
-        scale = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+        # Device pixels per image pixel: on a high-DPI screen the world transform is in logical pixels and
+        # the device transform adds the pixel ratio, so tiles are chosen for what is really drawn.
+        scale = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.deviceTransform())
         level = 0
         if scale < 1.0:
             level = min(src.level_count() - 1, max(0, math.floor(math.log2(1.0 / scale))))
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
+        # smooth below 2× (nearest-neighbour there makes uneven 1- and 2-pixel columns); square pixels above
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < SMOOTH_BELOW)
         exposed = option.exposedRect.intersected(self.boundingRect())  # type: ignore[attr-defined]
         if exposed.isEmpty():
             return
@@ -226,4 +261,18 @@ class TiledLayer(QGraphicsItem):
                 if img is None:
                     continue
                 target = QRectF(tx * span, ty * span, img.width() * s, img.height() * s)
-                painter.drawImage(target, img)
+                if exposed.contains(target):
+                    painter.drawImage(target, img)
+                    continue
+                # Only the exposed part (a scrolled-in strip, a brush dab), in whole source pixels plus one
+                # of margin so that smooth filtering at the cut reads real neighbours whatever the paint
+                # engine; the painter's clip keeps the drawing inside the exposed area.
+                part = target.intersected(exposed)
+                if part.isEmpty():
+                    continue
+                sx0 = max(0, math.floor((part.left() - target.left()) / s) - 1)
+                sy0 = max(0, math.floor((part.top() - target.top()) / s) - 1)
+                sx1 = min(img.width(), math.ceil((part.right() - target.left()) / s) + 1)
+                sy1 = min(img.height(), math.ceil((part.bottom() - target.top()) / s) + 1)
+                painter.drawImage(QRectF(target.left() + sx0 * s, target.top() + sy0 * s, (sx1 - sx0) * s,
+                                         (sy1 - sy0) * s), img, QRectF(sx0, sy0, sx1 - sx0, sy1 - sy0))

@@ -200,10 +200,10 @@ class CanvasView(QGraphicsView):
             event.accept()
             return
         x, y = self.image_point(event)
-        self.cursorMoved.emit(x, y)
         self._update_brush_outline(QPointF(x + 0.5, y + 0.5))
         if self.tool is not None:
             self.tool.move((x, y), self._left_down)
+        self.cursorMoved.emit(x, y)  # after the tool: "class under the cursor" includes this event's paint
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:

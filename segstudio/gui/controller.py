@@ -1,0 +1,494 @@
+"""The document/controller layer: the open project, the image being edited, loading, autosave, classes.
+
+:class:`ProjectController` owns the :class:`~segstudio.core.project.Project` and
+the open :class:`~segstudio.gui.document.ImageDocument` objects. Everything slow
+(opening a project, decoding an image and building its pyramid, writing masks,
+rewriting masks when classes merge) runs in :mod:`segstudio.gui.workers`; the
+results come back as signals. Panels and the main window only talk to this
+class, never to the project directly, so the model and training panels plug in
+through the same few methods: :meth:`set_prediction` (a prediction and its
+uncertainty for any image, saved with ``Project.save_prediction``) and
+:attr:`workers` for their own long work.
+
+Documents stay open (with their undo history) while they fit in
+``cache_bytes``; the least recently used saved document is closed first, and
+reopening it starts a fresh history.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from segstudio.core.atomic import SaveError
+from segstudio.core.classes import RGB, ClassTable, mask_dtype, unlabelled_value
+from segstudio.core.editing.history import History
+from segstudio.core.image_io import IMAGE_SUFFIXES, list_images
+from segstudio.core.masks import remap_lut
+from segstudio.core.project import Project, ProjectError
+from segstudio.core.project_file import PROJECT_FILE, ImageEntry
+from segstudio.core.tasks import CancelToken
+from segstudio.gui.document import ImageDocument, LoadedDocument, load_document
+from segstudio.gui.workers import WorkerPool
+
+AUTOSAVE_MS = 1500
+CACHE_BYTES = 1536 * 1024 * 1024
+
+
+@dataclass
+class NeedsProjectFolder:
+    """Opening failed because the images' folder cannot hold a project; ask where to put one."""
+
+    images: list[Path]
+    reason: str
+
+
+def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
+    """Save ``mask`` as the label of ``entry`` (or remove the label file when nothing is labelled).
+
+    A reviewed image that is edited again becomes ``corrected``.
+    """
+    if (mask == unlabelled_value(mask.dtype)).all():
+        if project.label_path(entry).exists():
+            project.delete_label(entry)
+    else:
+        project.save_label(entry, mask)
+    project.save()
+
+
+def _open_project_work(path: Path) -> Project | NeedsProjectFolder:
+    root = path.parent if path.is_file() else path
+    recursive = (not (root / PROJECT_FILE).exists() and root.is_dir() and not list_images(root)
+                 and bool(list_images(root, recursive=True)))
+    try:
+        return Project.open(path, recursive=recursive)
+    except ProjectError as exc:
+        if root.is_dir() and not (root / PROJECT_FILE).exists() and not os.access(root, os.W_OK):
+            images = list_images(root, recursive=recursive)
+            return NeedsProjectFolder(images, str(exc))
+        raise
+
+
+def _open_images_work(images: list[Path]) -> Project | NeedsProjectFolder:
+    folder = Path(os.path.commonpath([str(p.resolve().parent) for p in images]))
+    try:
+        if (folder / PROJECT_FILE).exists():
+            project = Project.open(folder)
+            project.add_images(images)
+            project.save()
+            return project
+        return Project.create(folder, images=images)
+    except ProjectError as exc:
+        if not os.access(folder, os.W_OK):
+            return NeedsProjectFolder(images, str(exc))
+        raise
+
+
+class ProjectController(QObject):
+    """The open project and its documents; see the module docstring."""
+
+    projectChanged = Signal(object)  # Project | None
+    documentChanged = Signal(object)  # ImageDocument | None: the image shown and edited
+    loadingStarted = Signal(str)  # image path (project-relative)
+    loadFailed = Signal(str, str)  # image path, message
+    statusChanged = Signal(str)  # image path whose status changed
+    classesChanged = Signal(object)  # ClassTable
+    labelEdited = Signal()  # the current label changed (stroke, fill, undo, redo, accept)
+    predictionChanged = Signal(object)  # ImageDocument whose prediction or uncertainty changed
+    dirtyChanged = Signal(bool)  # whether any label is unsaved
+    busyChanged = Signal(bool)  # a project-wide change (merging classes) is running
+    needsProjectFolder = Signal(object)  # NeedsProjectFolder
+    message = Signal(str)  # a line for the status bar
+    errorOccurred = Signal(str, str)  # title, message: worth a dialog
+
+    def __init__(self, workers: WorkerPool, parent: QObject | None = None, autosave_ms: int = AUTOSAVE_MS,
+                 cache_bytes: int = CACHE_BYTES) -> None:
+        super().__init__(parent)
+        self.workers = workers
+        self.project: Project | None = None
+        self.current: ImageDocument | None = None
+        self.cache_bytes = cache_bytes
+        self._docs: OrderedDict[str, ImageDocument] = OrderedDict()
+        self._requested: str | None = None
+        self._busy = False
+        self._last_error: str | None = None
+        self._autosave = QTimer(self)
+        self._autosave.setSingleShot(True)
+        self._autosave.setInterval(autosave_ms)
+        self._autosave.timeout.connect(self.save_all_async)
+
+    # ------------------------------------------------------------------ opening
+    def open_path(self, path: Path | str) -> None:
+        """Open a project folder, its ``segstudio.json``, a plain folder of images, or one image."""
+        p = Path(path)
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            self.open_images([p])
+            return
+        self._start_open(f"Opening {p}…", lambda c: _open_project_work(p))
+
+    def open_paths(self, paths: Sequence[Path | str]) -> None:
+        """Open what a drop or the command line named: one folder/project, or a set of images."""
+        ps = [Path(p) for p in paths]
+        images = [p for p in ps if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if len(ps) == 1 and not images:
+            self.open_path(ps[0])
+        elif images:
+            self.open_images(images)
+        else:
+            self.errorOccurred.emit("Cannot open", "Drop one folder or project, or image files ("
+                                    + ", ".join(IMAGE_SUFFIXES) + ").")
+
+    def open_images(self, images: Sequence[Path | str]) -> None:
+        """Open a set of images: a project in their common folder (created there if there is none)."""
+        paths = [Path(p) for p in images]
+        if not paths:
+            return
+        self._start_open(f"Opening {len(paths)} image(s)…", lambda c: _open_images_work(paths))
+
+    def create_project(self, root: Path | str, images: Sequence[Path | str],
+                       classes: ClassTable | None = None) -> None:
+        """Create (or reopen) a project in ``root`` holding ``images``; images outside it are copied in."""
+        r, paths = Path(root), [Path(p) for p in images]
+
+        def work(cancel: CancelToken) -> Project:
+            if (r / PROJECT_FILE).exists():
+                project = Project.open(r)
+                project.add_images(paths, copy_outside=True)
+                project.save()
+                return project
+            return Project.create(r, images=paths, classes=classes, copy_outside=True)
+
+        self._start_open(f"Creating a project in {r}…", work)
+
+    def _start_open(self, text: str, work: Callable[[CancelToken], Any]) -> None:
+        if not self.close_project():
+            return
+        self.message.emit(text)
+        self.workers.cancel("open project")
+        self.workers.start("open project", work, on_finished=self._opened,
+                           on_failed=lambda msg: self.errorOccurred.emit("Cannot open", msg))
+
+    def _opened(self, result: Project | NeedsProjectFolder) -> None:
+        if isinstance(result, NeedsProjectFolder):
+            self.needsProjectFolder.emit(result)
+            return
+        self.project = result
+        self.projectChanged.emit(result)
+        self.classesChanged.emit(result.classes)
+        n = len(result.images)
+        self.message.emit(f"Opened {result.root} ({n} image{'s' if n != 1 else ''})")
+        if result.images:
+            self.open_entry(result.images[0].path)
+
+    def close_project(self) -> bool:
+        """Save everything and close; False (and an error signal) when a label could not be saved."""
+        if self.project is None:
+            return True
+        errors = self.flush()
+        if errors:
+            self.errorOccurred.emit("Could not save", "\n".join(errors))
+            return False
+        self.workers.cancel("load image")
+        self.project = None
+        self.current = None
+        self._docs.clear()
+        self._requested = None
+        self.documentChanged.emit(None)
+        self.projectChanged.emit(None)
+        return True
+
+    def rescan(self) -> None:
+        """Add images that appeared in the project folder."""
+        if self.project is None:
+            return
+        found = self.project.refresh()
+        self.project.save()
+        self.projectChanged.emit(self.project)
+        self.message.emit(f"{len(found.added)} new image(s); {len(found.missing)} missing")
+
+    # ------------------------------------------------------------------ images
+    @property
+    def requested_path(self) -> str | None:
+        """The image asked for last (it may still be loading)."""
+        return self._requested
+
+    def document(self, path: str) -> ImageDocument | None:
+        """The open document of an image, if it is open."""
+        return self._docs.get(path)
+
+    def open_entry(self, path: str) -> None:
+        """Show the image ``path`` (project-relative): at once if it is open, else after loading it."""
+        if self.project is None:
+            return
+        entry = self.project.entry(path)
+        self._requested = entry.path
+        doc = self._docs.get(entry.path)
+        if doc is not None:
+            self.workers.cancel("load image")
+            self._make_current(doc)
+            return
+        self.workers.cancel("load image")
+        project = self.project
+        self.loadingStarted.emit(entry.path)
+        self.message.emit(f"Loading {entry.path}…")
+        self.workers.start("load image", lambda c: load_document(project, entry, c),
+                           on_finished=lambda loaded: self._loaded(project, loaded),
+                           on_failed=lambda msg: self._load_failed(entry.path, msg))
+
+    def _loaded(self, project: Project, loaded: LoadedDocument) -> None:
+        if project is not self.project or loaded.entry.path != self._requested:
+            return  # the user moved on while it loaded
+        doc = ImageDocument(loaded)
+        self._docs[doc.path] = doc
+        self._make_current(doc)
+        if doc.read_only_reason:
+            self.errorOccurred.emit("Opened read-only", f"{doc.path}: {doc.read_only_reason}")
+        elif doc.notes:
+            self.message.emit(f"{doc.path}: {'; '.join(doc.notes)}")
+        else:
+            self.message.emit(f"{doc.path}: {doc.shape[1]}×{doc.shape[0]}")
+
+    def _load_failed(self, path: str, msg: str) -> None:
+        if path == self._requested:
+            self.loadFailed.emit(path, msg)
+            self.message.emit(f"Cannot open {path}: {msg}")
+
+    def _make_current(self, doc: ImageDocument) -> None:
+        previous = self.current
+        if previous is doc:
+            return
+        if previous is not None:
+            previous.session.end_stroke()
+            if previous.dirty:
+                self.save_async(previous)
+        self._docs.move_to_end(doc.path)
+        self.current = doc
+        self.documentChanged.emit(doc)
+        self._evict()
+
+    def _evict(self) -> None:
+        total = sum(d.memory_bytes() for d in self._docs.values())
+        for path in list(self._docs):
+            if total <= self.cache_bytes:
+                break
+            d = self._docs[path]
+            if d is self.current or d.dirty or d.saving:
+                continue
+            total -= d.memory_bytes()
+            del self._docs[path]
+
+    # ------------------------------------------------------------------ edits and saving
+    def note_edit(self) -> None:
+        """Call after an edit of the current label (a stroke ended, undo, redo): schedules the autosave."""
+        self.labelEdited.emit()
+        self.dirtyChanged.emit(self.any_dirty())
+        self._autosave.start()
+
+    def undo(self) -> None:
+        if self.current is not None and self.current.editable and self.current.session.undo() is not None:
+            self.note_edit()
+
+    def redo(self) -> None:
+        if self.current is not None and self.current.editable and self.current.session.redo() is not None:
+            self.note_edit()
+
+    def accept_prediction(self) -> bool:
+        """Take the current prediction into the label where nothing is labelled yet (one undo step)."""
+        doc = self.current
+        if doc is None or not doc.editable or doc.session.accept_prediction() is None:
+            return False
+        self.note_edit()
+        return True
+
+    def any_dirty(self) -> bool:
+        return any(d.dirty for d in self._docs.values())
+
+    def save_all_async(self) -> None:
+        """Start saving every unsaved label (the autosave); an unfinished stroke postpones it."""
+        if self.current is not None and self.current.session.in_stroke:
+            self._autosave.start()
+            return
+        for doc in list(self._docs.values()):
+            self.save_async(doc)
+
+    def save_async(self, doc: ImageDocument) -> None:
+        """Save ``doc``'s label in a worker (a copy taken now); a newer edit is saved after it."""
+        if self.project is None or not doc.dirty or not doc.editable or doc.saving:
+            return
+        project, entry, version = self.project, doc.entry, doc.version
+        mask = doc.session.label.copy()
+        doc.saving = True
+        self.workers.start("save label", lambda c: write_label(project, entry, mask),
+                           on_finished=lambda _: self._saved(doc, version),
+                           on_failed=lambda msg: self._save_failed(doc, msg))
+
+    def _saved(self, doc: ImageDocument, version: int) -> None:
+        doc.saving = False
+        doc.saved_version = max(doc.saved_version, version)
+        doc.save_error = None
+        self._last_error = None
+        self.statusChanged.emit(doc.path)
+        self.dirtyChanged.emit(self.any_dirty())
+        if doc.dirty:
+            self._autosave.start()
+
+    def _save_failed(self, doc: ImageDocument, msg: str) -> None:
+        doc.saving = False
+        doc.save_error = msg
+        self.message.emit(f"Could not save {doc.path}: {msg}")
+        if msg != self._last_error:  # one dialog per distinct problem, not one per autosave
+            self._last_error = msg
+            self.errorOccurred.emit("Could not save", f"{doc.path}: {msg}\nYour edits stay open; "
+                                    "segstudio tries again after the next edit, on Save, and on closing.")
+
+    def flush(self) -> list[str]:
+        """Save every unsaved label now, on this thread (closing, switching projects); returns the errors."""
+        self._autosave.stop()
+        self.workers.join("save label")
+        self.workers.join("save prediction")
+        errors: list[str] = []
+        if self.project is None:
+            return errors
+        for doc in self._docs.values():
+            doc.session.end_stroke()
+            doc.saving = False
+            if not doc.dirty or not doc.editable:
+                continue
+            version = doc.version
+            try:
+                write_label(self.project, doc.entry, doc.session.label)
+            except (SaveError, ProjectError, ValueError, OSError) as exc:
+                errors.append(f"{doc.path}: {exc}")
+                continue
+            doc.saved_version = version
+            self.statusChanged.emit(doc.path)
+        self.dirtyChanged.emit(self.any_dirty())
+        return errors
+
+    def discard_unsaved(self) -> None:
+        """Forget unsaved edits (the user chose to close without saving after a failed save)."""
+        for doc in self._docs.values():
+            doc.saved_version = doc.version
+
+    def toggle_reviewed(self) -> None:
+        """Mark the current image reviewed (saving its label first), or back to corrected."""
+        doc, project = self.current, self.project
+        if doc is None or project is None:
+            return
+        if doc.dirty:
+            errors = self.flush()
+            if errors:
+                self.errorOccurred.emit("Could not save", "\n".join(errors))
+                return
+        try:
+            project.set_status(doc.entry, "corrected" if doc.entry.status == "reviewed" else "reviewed")
+            project.save()
+        except (ProjectError, SaveError) as exc:
+            self.errorOccurred.emit("Cannot mark reviewed", str(exc))
+            return
+        self.statusChanged.emit(doc.path)
+
+    # ------------------------------------------------------------------ predictions (the model panel's entry point)
+    def set_prediction(self, path: str, labels: np.ndarray, uncertainty: np.ndarray | None = None) -> None:
+        """Give image ``path`` a prediction (class indices) and optionally its uncertainty in [0, 1].
+
+        An open document shows it at once (hatched, apart from the user's label);
+        the prediction is saved with ``Project.save_prediction`` in a worker and the
+        image's status updates when that is done. The uncertainty is kept in memory only.
+        """
+        if self.project is None:
+            raise RuntimeError("no project is open")
+        entry = self.project.entry(path)
+        labels = labels.astype(mask_dtype(len(self.project.classes)), copy=False)
+        doc = self._docs.get(entry.path)
+        if doc is not None:
+            doc.set_prediction(labels, uncertainty)
+            self.predictionChanged.emit(doc)
+        project = self.project
+        def save(cancel: CancelToken) -> None:
+            project.save_prediction(entry, labels)
+            project.save()
+
+        self.workers.start("save prediction", save,
+                           on_finished=lambda _: self.statusChanged.emit(entry.path),
+                           on_failed=lambda msg: self.errorOccurred.emit("Could not save the prediction",
+                                                                         f"{entry.path}: {msg}"))
+
+    # ------------------------------------------------------------------ classes
+    @property
+    def classes(self) -> ClassTable:
+        return self.project.classes if self.project is not None else ClassTable()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def add_class(self, name: str, colour: RGB | None = None) -> None:
+        self._change_classes(self.classes.added(name, colour))
+
+    def rename_class(self, index: int, name: str) -> None:
+        self._change_classes(self.classes.renamed(index, name))
+
+    def recolour_class(self, index: int, colour: RGB) -> None:
+        self._change_classes(self.classes.recoloured(index, colour))
+
+    def merge_classes(self, source: int, target: int) -> None:
+        """Merge class ``source`` into ``target`` in every mask (a worker rewrites the files).
+
+        Open images are remapped in memory; their undo history is cleared, since its
+        steps hold the old class numbers.
+        """
+        table, lut = self.classes.merged(source, target)
+        self._change_classes(table, lut)
+
+    def _change_classes(self, table: ClassTable, lut: np.ndarray | None = None) -> None:
+        project = self.project
+        if project is None or self._busy:
+            return
+        old_n = len(project.classes)
+        if lut is None and mask_dtype(old_n) == mask_dtype(len(table)):
+            try:
+                project.set_classes(table)
+            except (ValueError, SaveError, ProjectError) as exc:
+                self.errorOccurred.emit("Cannot change the classes", str(exc))
+                return
+            self.classesChanged.emit(table)
+            return
+        errors = self.flush()
+        if errors:
+            self.errorOccurred.emit("Could not save", "\n".join(errors))
+            return
+        full = remap_lut(lut if lut is not None else np.arange(min(old_n, len(table))), old_n, len(table))
+        self._set_busy(True)
+        self.message.emit("Rewriting the masks for the new classes…")
+
+        def done(_: object) -> None:
+            for doc in self._docs.values():
+                doc.session.label = full[doc.session.label]
+                if doc.session.prediction is not None:
+                    doc.session.prediction = full[doc.session.prediction]
+                doc.session.history = History(max_bytes=doc.session.history.max_bytes)
+            self._set_busy(False)
+            self.classesChanged.emit(table)
+            if self.current is not None:
+                self.documentChanged.emit(self.current)
+            self.message.emit("Classes changed; the masks were rewritten")
+
+        def failed(msg: str) -> None:
+            self._set_busy(False)
+            self.errorOccurred.emit("Cannot change the classes", msg)
+
+        self.workers.start("change classes", lambda c: project.set_classes(table, lut if lut is not None
+                                                                           else np.arange(old_n)),
+                           on_finished=done, on_failed=failed)
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.busyChanged.emit(busy)

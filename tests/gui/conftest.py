@@ -1,0 +1,121 @@
+"""GUI test fixtures: isolated settings, a real main window, synthetic image folders, dangling-thread check.
+
+Every test gets its own QSettings file and ``$SEGSTUDIO_HOME`` (the sample
+project's folder), so tests never see the developer's settings or each other's.
+``no_dangling_threads`` (autouse) records every QThread started during a test
+and fails the test if one is still running at its end (napari's
+``_dangling_qthreads`` idea): a window must join its workers when it closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QSettings, Qt, QThread
+
+from segstudio.gui.main_window import MainWindow
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path_factory.mktemp("settings")
+    QCoreApplication.setOrganizationName("segstudio-test")
+    QCoreApplication.setApplicationName("segstudio-test")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(root / "ini"))
+    monkeypatch.setenv("SEGSTUDIO_HOME", str(root / "home"))
+    return root
+
+
+def dangling(threads: list[QThread]) -> list[str]:
+    """Names of the threads in ``threads`` that are still running."""
+    return [t.objectName() or type(t).__name__ for t in threads if t.isRunning()]
+
+
+@pytest.fixture(autouse=True)
+def no_dangling_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[QThread]]:
+    started: list[QThread] = []
+    original = QThread.start
+
+    def start(self: QThread, *args: object) -> None:
+        started.append(self)
+        original(self, *args)
+
+    monkeypatch.setattr(QThread, "start", start)
+    yield started
+    left = dangling(started)
+    for t in started:  # do not let a failing test crash the interpreter with a running thread
+        t.wait(10_000)
+    if left:
+        pytest.fail(f"worker threads left running at the end of the test: {', '.join(left)}")
+
+
+def write_image(path: Path, height: int = 120, width: int = 160, seed: int = 0) -> Path:
+    """A synthetic RGB image: a gradient with a bright rectangle (so regions differ)."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.uint8)
+    img[..., 0] = np.linspace(0, 200, width, dtype=np.uint8)[None, :]
+    img[..., 1] = np.linspace(0, 200, height, dtype=np.uint8)[:, None]
+    y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
+    img[y:y + height // 3, x:x + width // 3] = 240
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(path.suffix, img[..., ::-1])
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    for i in range(4):
+        write_image(folder / f"img{i}.png", seed=i)
+    return folder
+
+
+@pytest.fixture
+def window(qtbot) -> Iterator[MainWindow]:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.controller._autosave.setInterval(50)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+
+
+def open_and_wait(qtbot, win: MainWindow, path: Path | str, timeout: int = 10_000) -> None:
+    """Open ``path`` and wait until its first image is on the canvas."""
+    win.open_paths([path])
+    qtbot.waitUntil(lambda: win.controller.current is not None, timeout=timeout)
+    qtbot.waitUntil(lambda: not win.workers.running("load image"), timeout=timeout)
+
+
+def show_image(qtbot, win: MainWindow, path: str, timeout: int = 10_000) -> None:
+    win.controller.open_entry(path)
+    qtbot.waitUntil(lambda: win.controller.current is not None and win.controller.current.path == path,
+                    timeout=timeout)
+
+
+def to_view(win: MainWindow, x: float, y: float) -> QPoint:
+    """The viewport position of image pixel (x, y)."""
+    return win.canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+
+def drag(qtbot, win: MainWindow, points: list[tuple[float, float]]) -> None:
+    """Press at the first point, move through the rest, release at the last: real mouse events."""
+    vp = win.canvas.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=to_view(win, *points[0]))
+    for p in points[1:]:
+        qtbot.mouseMove(vp, to_view(win, *p))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=to_view(win, *points[-1]))
+
+
+def wait_saved(qtbot, win: MainWindow, timeout: int = 10_000) -> None:
+    qtbot.waitUntil(lambda: not win.controller.any_dirty() and not win.workers.running("save label"),
+                    timeout=timeout)
