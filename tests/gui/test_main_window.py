@@ -176,7 +176,7 @@ def test_drop_images_on_the_canvas_opens_them(qtbot, window: MainWindow, image_f
     mime.setUrls([QUrl.fromLocalFile(str(other))])
     vp = window.canvas.viewport()
     pos = QPointF(50, 50)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(vp, enter)
     assert enter.isAccepted()

@@ -1,17 +1,19 @@
-"""The binding work-around: many void calls and emits must not use up None's or True's references.
+"""The installed Qt binding must not lose references to None / True.
 
-Without the work-around, PySide6 6.12.0 on Python 3.11 aborts the interpreter
-inside this loop (each call drops a reference; None and True start with a few
-thousand).
+PySide6/shiboken6 6.12.0 on Python 3.10/3.11 drops one reference to ``None``
+on every void method call and one to ``True`` on every ``emit()``; after a few
+thousand calls CPython aborts ("none_dealloc", "bool_dealloc"), i.e. the app
+crashes within seconds of moving the mouse. pyproject.toml excludes that
+release on Python < 3.12; this test fails (or aborts) on a binding with the
+defect, so a bad install is caught before a user meets it.
 """
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
-
-import segstudio.gui  # noqa: F401  (installs the work-around)
-from segstudio.gui.qt_compat import binding_drops_references
 
 
 class _Emitter(QObject):
@@ -19,22 +21,22 @@ class _Emitter(QObject):
     flag = Signal(bool)
 
 
-def test_many_void_calls_and_emits_do_not_crash(qtbot) -> None:
+def test_void_calls_and_emits_keep_references(qtbot) -> None:
     e = _Emitter()
     received: list[bool] = []
     e.flag.connect(received.append)
     w = QWidget()
     qtbot.addWidget(w)
-    for _ in range(60_000):
+    before = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(200):
+        e.plain.emit()
+        w.update()
+    after = sys.getrefcount(None), sys.getrefcount(True)
+    if sys.version_info < (3, 12):  # on 3.12+ None and True are immortal and their counts meaningless
+        assert after[0] >= before[0] - 5, "the Qt binding loses references to None (PySide6 6.12.0 on 3.11?)"
+        assert after[1] >= before[1] - 5, "the Qt binding loses references to True (PySide6 6.12.0 on 3.11?)"
+    for _ in range(20_000):
         e.plain.emit()
         w.update()
     e.flag.emit(True)
     assert received == [True]
-
-
-def test_the_probe_pays_back_what_it_costs() -> None:
-    import sys
-
-    before = sys.getrefcount(None), sys.getrefcount(True)
-    binding_drops_references()
-    assert (sys.getrefcount(None), sys.getrefcount(True)) >= before
