@@ -138,8 +138,8 @@ def open_backend(path: Path | str, *, backend: str = "auto", device: str = "auto
             raise ModelFileError(p, "neither ONNX Runtime nor PyTorch is installed")
         notes.append("ONNX Runtime is not installed: running PyTorch on the CPU")
         return _torch_backend(p, "cpu", precision), card, notes
-    from segstudio.inference.export import ExportMismatchError
     from segstudio.inference.onnx_backend import OnnxBackend
+    from segstudio.inference.parity import ExportMismatchError
 
     try:
         onnx_path = cached_onnx(p, cache_dir)
