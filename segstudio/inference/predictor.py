@@ -27,9 +27,10 @@ Memory, for an H×W image with C channels, K classes and windows of T×T
 - untiled (H and W ≤ T): the logits, K·H·W·4 bytes per image in the batch,
   about three times that while softmax temporaries live;
 - tiled: two row bands of blended logits and weights, 2·(K+1)·T·W·4 bytes,
-  plus the finalised part of a band under softmax, ≈ 3·K·T·W·4 bytes — e.g.
-  K=11, T=512, W=10000: ≈ 1.1 GB; it grows with the width, never with the
-  height, so an image of any height streams through;
+  plus the finalised part of a band under softmax, ≈ 3·K·T·W·4 bytes, plus
+  at most 9 distinct T×T float32 blending-weight maps — e.g. K=11, T=512,
+  W=10000: ≈ 1.1 GB; it grows with the width, never with the height, so an
+  image of any height streams through;
 - the network's activations for ``batch_size`` windows of T×T (×4 in area at
   TTA scale 2.0).
 

@@ -56,6 +56,7 @@ class TorchBackend(Backend):
                      if self.cuda else f"torch cpu (fp32, {torch.get_num_threads()} threads)")
         self._staging: Tensor | None = None
         self._staging_free: torch.cuda.Event | None = None
+        self._affine: dict[bytes, tuple[Tensor, Tensor]] = {}
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -86,8 +87,10 @@ class TorchBackend(Backend):
         t = self._upload(batch)
         # NHWC permuted to NCHW is channels_last in memory: exactly the layout the CUDA model runs in.
         x = t.permute(0, 3, 1, 2).float()
-        s = torch.from_numpy(scale.astype(np.float32)).to(self.torch_device).view(1, -1, 1, 1)
-        b = torch.from_numpy(shift.astype(np.float32)).to(self.torch_device).view(1, -1, 1, 1)
+        key = scale.astype(np.float32).tobytes() + shift.astype(np.float32).tobytes()
+        if key not in self._affine:  # a few bytes, but a synchronous upload per call otherwise
+            self._affine[key] = (self.constant(scale).view(1, -1, 1, 1), self.constant(shift).view(1, -1, 1, 1))
+        s, b = self._affine[key]
         x = torch.addcmul(b, x, s)
         return x.contiguous(memory_format=torch.channels_last) if self.cuda else x.contiguous()
 

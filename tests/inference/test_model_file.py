@@ -44,7 +44,8 @@ def test_card_and_weights_round_trip(tmp_path: Path) -> None:
     assert model_format(path) == "safetensors"
     again = load_card(path)
     assert again.to_json() == card.to_json()
-    loaded, card2 = load_model(path)
+    loaded, loaded_card = load_model(path)
+    assert loaded_card.to_json() == card.to_json()
     assert not loaded.training
     for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a, b)

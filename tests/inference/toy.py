@@ -45,11 +45,12 @@ def scene(height: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 
-def train_toy(steps: int = 300, size: int = 64, batch: int = 8) -> torch.nn.Module:
-    """UNet (base width 4) trained from seed 0 on fresh toy scenes with Adam."""
+def train_toy(steps: int = 600, size: int = 48, batch: int = 8) -> torch.nn.Module:
+    """UNet (base width 4) trained from seed 0 on fresh toy scenes: Adam 1e-2, ×0.1 for the last fifth."""
     torch.manual_seed(0)
     model = nets.create("unet", num_classes=3, base_width=4)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(steps * 0.8)], 0.1)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     model.train()
@@ -57,19 +58,22 @@ def train_toy(steps: int = 300, size: int = 64, batch: int = 8) -> torch.nn.Modu
         pairs = [scene(size, size, 1000 + step * batch + i) for i in range(batch)]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).float() / 255
         y = torch.from_numpy(np.stack([p[1] for p in pairs])).long()
-        loss = torch.nn.functional.cross_entropy(model((x - mean) / std)["out"], y)
+        out = model((x - mean) / std)["out"]
+        loss = torch.nn.functional.cross_entropy(out, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         if step % 25 == 0:
-            print(f"step {step}: loss {loss.item():.4f}", file=sys.stderr, flush=True)
+            hit = ((out.argmax(1) == y) & (y > 0)).sum().item() / max(1, int((y > 0).sum()))
+            print(f"step {step}: loss {loss.item():.4f}, foreground recall {hit:.3f}", file=sys.stderr, flush=True)
     return model.eval()
 
 
 def toy_card(model: torch.nn.Module) -> ModelCard:
     return ModelCard(arch="unet", classes=ClassTable.from_names(CLASSES),
                      options=dict(model.segstudio_options),  # type: ignore[arg-type]
-                     train_resolution=(64, 64), name="toy",
+                     train_resolution=(48, 48), name="toy",
                      description="tiny UNet trained on toy scenes (tests/inference/toy.py)")
 
 
