@@ -8,6 +8,9 @@ Parts (``--parts``, default all that the machine can run):
 - ``gpu``: batch-segment a folder (the 101 CamVid val images by default) with
   ``--gpu-net`` on CUDA, end to end (PNG decode, network, index-PNG encode and
   write) — and the network-only rate beside it. Needs CUDA.
+- ``io``: the CPU side of a batch run without the network — PNG decode
+  (``read_image``) and index-PNG encode per image, single-threaded and
+  through thread pools — i.e. how many images/s this machine can feed a GPU.
 - ``big``: segment a synthetic 10000×10000 RGB PNG with ONNX Runtime on the
   CPU in a child process (``segstudio segment``) and report its peak resident
   memory.
@@ -177,10 +180,10 @@ def part_gpu(net: str, folder: Path, batch: int, precision: str, options: dict[s
         fwd_rate = float("nan")
         if x is not None:
             scale, shift = pred._normaliser(255.0)
-            xt = pred.backend.prepare(x, scale, shift)
             h, w = x.shape[1:3]
             m = pred.size_multiple
-            xt = pred.backend.pad(xt, (-h) % m, (-w) % m)
+            with pred.backend.session():
+                xt = pred.backend.pad(pred.backend.prepare(x, scale, shift), (-h) % m, (-w) % m)
 
             def forward_only() -> None:
                 with pred.backend.session():
@@ -193,6 +196,41 @@ def part_gpu(net: str, folder: Path, batch: int, precision: str, options: dict[s
         print(f"| end to end (decode, network, encode, write), best of {len(rates)} | {max(rates):.0f} |")
         print(f"| predictor on decoded images (upload, network, arg-max, download) | {len(images) / t_net:.0f} |")
         print(f"| network forward only, batch {batch} | {fwd_rate:.0f} |")
+
+
+def part_io(folder: Path, workers: int) -> None:
+    import concurrent.futures as cf
+
+    from segstudio.core.image_io import encode_mask_png, list_images, read_image
+
+    if not folder.is_dir():
+        print(f"\n## I/O: skipped ({folder} not found)")
+        return
+    files = list_images(folder)
+    labels = np.random.default_rng(0).integers(0, 11, (360, 480)).astype(np.uint8)
+
+    def decode_all(pool: cf.Executor | None) -> None:
+        if pool is None:
+            for f in files:
+                read_image(f)
+        else:
+            list(pool.map(read_image, files))
+
+    def encode_all(pool: cf.Executor | None) -> None:
+        if pool is None:
+            for _ in files:
+                encode_mask_png(labels)
+        else:
+            list(pool.map(lambda _: encode_mask_png(labels), files))
+
+    print(f"\n## I/O without the network: {len(files)} images from {folder}, {os.cpu_count()} CPUs\n")
+    print("| step | 1 thread images/s | " + f"{workers} threads images/s |")
+    print("|---|---:|---:|")
+    with cf.ThreadPoolExecutor(workers) as pool:
+        for name, fn in (("decode (read_image)", decode_all), ("encode index PNG", encode_all)):
+            one = len(files) / (_median_ms(lambda fn=fn: fn(None), 3, 1) / 1000)
+            many = len(files) / (_median_ms(lambda fn=fn: fn(pool), 3, 1) / 1000)
+            print(f"| {name} | {one:.0f} | {many:.0f} |")
 
 
 def _big_image(path: Path, side: int) -> None:
@@ -240,7 +278,7 @@ def part_big(net: str, side: int, tile: int, threads: int, options: dict[str, An
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", default="fastscnn,unet", help="comma-separated network names")
-    ap.add_argument("--parts", default="cpu,gpu,big")
+    ap.add_argument("--parts", default="cpu,gpu,io,big")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=10)
@@ -249,6 +287,8 @@ def main() -> None:
     ap.add_argument("--images", type=Path, help="folder for the GPU part (default: CamVid val)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--precision", default="fp16", choices=("fp16", "bf16", "fp32"))
+    ap.add_argument("--workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) // 2)),
+                    help="threads for the io part (the batch engine's default per pool)")
     ap.add_argument("--big-net", default="unet")
     ap.add_argument("--big-options", default="base_width=16")
     ap.add_argument("--big-side", type=int, default=10000)
@@ -262,6 +302,9 @@ def main() -> None:
         data = Path(os.environ.get("SEGSTUDIO_DATA", REPO.parent / "shared" / "data"))
         part_gpu(args.gpu_net, args.images or data / "camvid" / "val", args.batch, args.precision,
                  _options(args.options))
+    if "io" in parts:
+        data = Path(os.environ.get("SEGSTUDIO_DATA", REPO.parent / "shared" / "data"))
+        part_io(args.images or data / "camvid" / "val", args.workers)
     if "big" in parts:
         part_big(args.big_net, args.big_side, args.tile, args.threads, _options(args.big_options))
 

@@ -69,7 +69,9 @@ class TorchBackend(Backend):
             return host
         nbytes = batch.nbytes
         if self._staging is None or self._staging.numel() < nbytes:
-            self._staging = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8, pin_memory=True)
+            # A normal (not inference-mode) tensor, so that it may be refilled in or out of inference mode.
+            with torch.inference_mode(False):
+                self._staging = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8, pin_memory=True)
             self._staging_free = None
         if self._staging_free is not None:
             # The previous asynchronous copy may still be reading the buffer.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from segstudio.cli import main as cli_main
+from segstudio.cli.segment import _Reporter
 from segstudio.core.image_io import read_mask
 from segstudio.core.tasks import Cancelled, CancelToken
 from segstudio.inference.batch import BatchEvent, BatchOptions, plan_jobs, segment_folder
@@ -135,3 +137,18 @@ def test_segment_cli_reports_and_exit_status(folder: Path, tmp_path: Path, rando
     assert cli_main(["segment", str(good), "-o", str(good), "--model", str(random_model_file)]) == 2
     assert cli_main(["segment", str(good), "-o", str(out), "--model", str(tmp_path / "missing.safetensors")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    reporter = _Reporter(stream)
+    reporter.show(BatchEvent(done=3, total=10, written=2, skipped=1, failed=0, images_per_s=12.5, eta_s=0.56))
+    reporter.show(BatchEvent(done=10, total=10, written=9, skipped=1, failed=0, images_per_s=12.5, eta_s=0.0,
+                             finished=True))
+    text = stream.getvalue()
+    assert text.startswith("\r[#########.....................] 3/10  12.5 images/s  ETA 0:01  (1 skipped)")
+    assert "\r[##############################] 10/10" in text and text.endswith("\n")
