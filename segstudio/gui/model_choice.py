@@ -168,6 +168,8 @@ class ClassFit:
     missing: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     identical: bool = False
+    leading: bool = False
+    """The model's classes are the project's first classes, in order (adopting its table changes nothing)."""
 
     def describe(self) -> str:
         if self.identical:
@@ -187,15 +189,18 @@ def fit_classes(model: ClassTable, project: ClassTable) -> ClassFit:
     model_keys = {_key(c.name) for c in model}
     missing = [c.name for c in model if _key(c.name) not in index]
     unused = [c.name for c in project if _key(c.name) not in model_keys]
-    identical = not missing and [_key(n) for n in model.names] == [_key(n) for n in project.names]
+    model_order = [_key(n) for n in model.names]
+    project_order = [_key(n) for n in project.names]
+    identical = not missing and model_order == project_order
+    leading = not missing and model_order == project_order[:len(model_order)]
     if missing:
-        return ClassFit(None, missing, unused, False)
+        return ClassFit(None, missing, unused)
     out_dtype = mask_dtype(len(project))
     size = 256 if mask_dtype(len(model)) == np.uint8 else 65536
     lut = np.full(size, unlabelled_value(out_dtype), out_dtype)
     for c in model:
         lut[c.index] = index[_key(c.name)]
-    return ClassFit(lut, [], unused, identical)
+    return ClassFit(lut, [], unused, identical, leading)
 
 
 def with_missing_added(project: ClassTable, model: ClassTable) -> ClassTable:

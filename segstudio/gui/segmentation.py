@@ -74,6 +74,7 @@ class SegmentController(QObject):
         self._run: Task | None = None
         self._run_project: Project | None = None
         self._project: Project | None = None
+        self._walked_to: str | None = None  # where "next most uncertain" led last
         controller.projectChanged.connect(self._project_changed)
         controller.classesChanged.connect(lambda _table: self._refit())
         controller.class_change_blockers.append(
@@ -191,6 +192,9 @@ class SegmentController(QObject):
         self.loadingChanged.emit(True)
         self.modelChanged.emit(None)
         self._changed()
+        if file_format(choice.path) == "safetensors" and backend in ("auto", "cpu-onnx") and not self.runtimes.cuda:
+            note = ((note + "; ") if note else "") + ("the first time on this machine it is converted for "
+                                                       "ONNX Runtime, which can take a minute")
         self.controller.message.emit(f"Loading {choice.title}…" + (f" ({note})" if note else ""))
         self.workers.start("load model", lambda c: load_choice(choice, backend, names),
                            on_finished=lambda r: self._loaded(generation, r, class_names),
@@ -368,7 +372,10 @@ class SegmentController(QObject):
     def next_uncertain(self, current: str | None) -> tuple[str | None, str]:
         """The image to correct next (the next most uncertain after ``current``) and a line for people."""
         ranking = self.controller.uncertainty_ranking()
-        target = next_in_ranking(ranking, current)
+        # pressed again on the image it led to: walk down the ranking; otherwise start at the top
+        target = next_in_ranking(ranking, current, walking=current is not None and current == self._walked_to)
+        if target is not None:
+            self._walked_to = target
         scores = self.controller.scores
         if target is None:
             if not ranking:

@@ -157,12 +157,10 @@ class UncertaintyScores:
         return [path for _, _, path in sorted(order)]
 
 
-def next_in_ranking(ranking: list[str], current: str | None) -> str | None:
-    """The image to show after ``current``: the next one down the ranking, or the top when ``current``
-    is not ranked (it was labelled, or is not a candidate). None at the end of the ranking."""
-    if not ranking:
-        return None
-    if current not in ranking:
-        return ranking[0]
-    i = ranking.index(current) + 1
-    return ranking[i] if i < len(ranking) else None
+def next_in_ranking(ranking: list[str], current: str | None, walking: bool) -> str | None:
+    """The image to show next: with ``walking`` (the user got to ``current`` through the ranking), the one
+    after ``current``; otherwise the most uncertain one that is not ``current``. None when there is none."""
+    if walking and current in ranking:
+        i = ranking.index(current) + 1
+        return ranking[i] if i < len(ranking) else None
+    return next((p for p in ranking if p != current), None)

@@ -306,7 +306,7 @@ class ModelPanel(QWidget):
             return
         self.fit_label.setText(fit.describe())
         self.add_button.setVisible(fit.lut is None)
-        self.adopt_button.setVisible(True)
+        self.adopt_button.setVisible(not fit.leading)
 
     # ------------------------------------------------------------------ dialogs
     def ask_class_names(self, need: NeedsClassNames) -> QInputDialog:
