@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel(self.segment, models_dir(), m.open_model, m.segment, m.segment_all, m.cancel)
         # the fine-tuning panel docks under this one: add_panel("training", ...)
         self.add_panel("model", "Model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.docks["classes"], self.docks["model"]], [330, 430], Qt.Orientation.Vertical)
         self.model_commands = ModelCommands(self, self.segment, a, self.settings, models_dir())
         self.tool_options = ToolOptions()
         self._build_toolbars()

@@ -265,6 +265,7 @@ class ModelPanel(QWidget):
         choice = s.choice
         fmt = file_format(choice.path) if choice is not None and choice.kind == "file" else None
         self._show_backends(s.runtimes, fmt)
+        self.card.setVisible(choice is not None)
         if choice is None:
             self.active.setText("No model chosen: pick a model file, or a network to train from scratch.")
             self.card.setHtml("")
