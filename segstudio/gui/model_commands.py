@@ -103,8 +103,10 @@ class ModelCommands(QObject):
         if self.segment.runtimes.problem(backend) is not None:
             backend = "auto"
         request = dialog.request(backend, self.settings.onnx_class_names(model))
+        previous = self.batch_progress
+        if previous is not None and previous.outcome is not None and not previous.isVisible():
+            previous.deleteLater()  # kept until now: a closed dialog still receives its run's last signals
         progress = BatchProgressDialog(request, self.segment.workers, self.window)
-        progress.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         progress.open()
         self.batch_progress = progress
         return progress

@@ -141,6 +141,10 @@ class SegmentController(QObject):
             return  # the same project rescanned: the model stays
         self._project = project
         self.cancel()
+        # the run stops within one image (or one window of a big one); waiting for it means the project it
+        # wrote is saved before anything opens the same folder again
+        self.workers.join("segment", 30_000)
+        self.workers.join("segment all", 30_000)
         self._generation += 1
         self.loaded, self.fit, self.choice, self.loading, self.load_error = None, None, None, False, None
         if project is not None:

@@ -27,6 +27,12 @@ def expected(model: Path, image: Path) -> Prediction:
     return Predictor.from_file(model, backend="onnx", device="cpu").predict(read_image(image), confidence=True)
 
 
+def saved_statuses(folder: Path) -> dict[str, str]:
+    """The statuses as written in segstudio.json (``Project.open`` would correct them from the files)."""
+    doc = json.loads((folder / "segstudio.json").read_text())
+    return {item["path"]: item["status"] for item in doc["images"]}
+
+
 def run_and_wait(qtbot, win: MainWindow, action, timeout: int = 60_000) -> list[str]:
     """Trigger a segment action and wait for the run's end; returns the run's progress lines."""
     lines: list[str] = []
@@ -53,7 +59,7 @@ def test_segment_the_image_on_screen(qtbot, window: MainWindow, toy_project: Pat
     want = expected(model_dir / "toy.safetensors", toy_project / "scene00.png")
     # on disk: the prediction, the status, the uncertainty map and its score
     assert np.array_equal(read_mask(toy_project / "predictions" / "scene00.png"), want.labels)
-    assert Project.open(toy_project).entry("scene00.png").status == "predicted"
+    assert saved_statuses(toy_project)["scene00.png"] == "predicted"
     heat = read_mask(toy_project / "uncertainty" / "scene00.png")
     assert np.array_equal(heat, to_uint8(want.entropy))
     scores = json.loads((toy_project / "uncertainty" / "scores.json").read_text())["images"]
@@ -104,8 +110,7 @@ def test_segment_all_unlabelled_then_correct_the_most_uncertain(qtbot, window: M
     choose_model(qtbot, window, model_dir / "toy.onnx")
     lines = run_and_wait(qtbot, window, window.all_actions.model.segment_all.trigger)
     assert "3 of 3 images" in " ".join(lines)
-    project = Project.open(toy_project)
-    assert [e.status for e in project.images] == ["predicted", "corrected", "predicted", "predicted"]
+    assert list(saved_statuses(toy_project).values()) == ["predicted", "corrected", "predicted", "predicted"]
     assert not (toy_project / "predictions" / "scene01.png").exists()
     for name in ("scene00.png", "scene02.png", "scene03.png"):
         want = expected(model_dir / "toy.onnx", toy_project / name)
@@ -160,7 +165,7 @@ def test_cancel_segment_all_keeps_what_is_done(qtbot, window: MainWindow, tmp_pa
     assert "cancelled" in ended.args[0]
     predicted = sorted(p.name for p in (folder / "predictions").iterdir())
     assert 1 <= len(predicted) < 40
-    statuses = {e.path: e.status for e in Project.open(folder).images}  # what is on disk agrees
+    statuses = saved_statuses(folder)  # the project file agrees with the files
     assert sorted(p for p, s in statuses.items() if s == "predicted") == predicted
     assert not window.all_actions.model.cancel.isEnabled()
     assert not window.model_panel.progress_row.isVisible()
@@ -308,3 +313,21 @@ def test_open_sample_images_without_a_model_says_so(qtbot, window: MainWindow, t
     qtbot.waitUntil(lambda: window.controller.current is not None, timeout=20_000)
     assert window.segment.choice is None
     assert "choose a model file" in window.all_actions.model.segment.toolTip()
+
+
+def test_closing_the_project_stops_a_run_and_keeps_its_files_consistent(qtbot, window: MainWindow, tmp_path: Path,
+                                                                       model_dir: Path) -> None:
+    folder = toy_scene_folder(tmp_path / "closing", 30, 192, 256)
+    Project.create(folder, classes=ClassTable.from_names(TOY_CLASSES))
+    open_and_wait(qtbot, window, folder)
+    choose_model(qtbot, window, model_dir / "toy.onnx")
+    done: list[int] = []
+    window.segment.runProgress.connect(lambda d, t, text: done.append(d))
+    window.all_actions.model.segment_all.trigger()
+    qtbot.waitUntil(lambda: any(d >= 1 for d in done), timeout=60_000)
+    assert window.controller.close_project()
+    assert not window.workers.running("segment all")  # joined before the project went away
+    predicted = sorted(p.name for p in (folder / "predictions").iterdir())
+    statuses = saved_statuses(folder)
+    assert sorted(p for p, s in statuses.items() if s == "predicted") == predicted and len(predicted) < 30
+    assert window.segment.choice is None and not window.all_actions.model.segment_all.isEnabled()
