@@ -147,6 +147,7 @@ class SegmentController(QObject):
         self.workers.join("segment all", 30_000)
         self._generation += 1
         self.loaded, self.fit, self.choice, self.loading, self.load_error = None, None, None, False, None
+        self._walked_to = None
         if project is not None:
             self.detect_runtimes()
             stored = ModelChoice.from_json(self.settings.model_choice(project.root))
@@ -230,6 +231,7 @@ class SegmentController(QObject):
         self.load_error = message
         self.loadingChanged.emit(False)
         self.loadFailed.emit(message)
+        self.controller.message.emit(f"Cannot use the model: {message}")
         self._changed()
 
     def give_class_names(self, names: list[str]) -> None:

@@ -331,3 +331,42 @@ def test_closing_the_project_stops_a_run_and_keeps_its_files_consistent(qtbot, w
     statuses = saved_statuses(folder)
     assert sorted(p for p, s in statuses.items() if s == "predicted") == predicted and len(predicted) < 30
     assert window.segment.choice is None and not window.all_actions.model.segment_all.isEnabled()
+
+
+def test_pick_a_model_file_with_open_then_from_the_list(qtbot, window: MainWindow, toy_project: Path,
+                                                        model_dir: Path, monkeypatch) -> None:
+    import segstudio.gui.model_commands as commands_module
+
+    open_and_wait(qtbot, window, toy_project)
+    panel = window.model_panel
+    assert panel.model_combo.currentText() == "No model" and not panel.card.isVisible()
+    monkeypatch.setattr(commands_module.QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(model_dir / "toy.onnx"), ""))
+    qtbot.mouseClick(panel.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.segment.loaded is not None, timeout=30_000)
+    assert panel.model_combo.currentText() == "toy.onnx"
+    texts = [panel.choices.item(r).text() for r in range(panel.choices.rowCount())]
+    assert "Untrained networks (train from scratch)" in texts and any("fastscnn" in t for t in texts)
+    # back to no model, then the file again from the list (the user's files are remembered)
+    none_row = texts.index("No model")
+    panel.model_combo.setCurrentIndex(none_row)
+    panel.model_combo.activated.emit(none_row)
+    assert window.segment.choice is None and not window.all_actions.model.segment.isEnabled()
+    row = [panel.choices.item(r).text() for r in range(panel.choices.rowCount())].index("toy.onnx")
+    panel.model_combo.setCurrentIndex(row)
+    panel.model_combo.activated.emit(row)
+    qtbot.waitUntil(lambda: window.segment.loaded is not None, timeout=30_000)
+    assert window.all_actions.model.segment.isEnabled()
+
+
+def test_the_card_shows_training_data_metrics_and_history(tmp_path: Path) -> None:
+    from segstudio.gui.panels.model import card_html
+    from segstudio.zoo import ModelCard
+
+    card = ModelCard(arch="fastscnn", classes=ClassTable.camvid(), train_resolution=(360, 480), name="camvid",
+                     metrics=[{"name": "mIoU", "value": 0.6312, "data": "CamVid test (233 images)"}],
+                     history=[{"event": "trained", "when": "2025-01-02T03:04:05", "data": "CamVid train+val"}])
+    text = card_html(card)
+    assert "Fast-SCNN" in text and "Classes (11)" in text and "Bicyclist" in text
+    assert "CamVid train+val" in text and "at 480×360" in text
+    assert "mIoU 0.631 on CamVid test (233 images)" in text and "trained 2025-01-02" in text

@@ -124,7 +124,7 @@ class ModelPanel(QWidget):
         self.model_combo.setToolTip("The model: a trained model file, or a network from the zoo to train")
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.activated.connect(self._combo_chosen)
-        open_button = _action_button(open_model, "Open…")
+        self.open_button = open_button = _action_button(open_model, "Open…")
 
         self.backends = QStandardItemModel(self)
         for key in BACKENDS:
