@@ -7,6 +7,7 @@ Layout on disk (all paths relative to the project folder, ``/``-separated)::
     labels/<name>.png     the user's labels (index PNG: uint8, uint16 beyond 254 classes;
                           255 / 65535 = not labelled)
     predictions/<name>.png  the network's suggestions, kept apart from the labels
+    uncertainty/<name>.png  the network's uncertainty per pixel (0..255), and scores.json
 
 Decisions (the contract other modules rely on):
 
@@ -73,6 +74,7 @@ from segstudio.core.project_file import (
     SCHEMA_VERSION,
     STAGING_DIR,
     STATUSES,
+    UNCERTAINTY_DIR,
     ImageEntry,
     ProjectDocument,
     ProjectError,
@@ -89,8 +91,8 @@ from segstudio.core.project_file import (
 
 __all__ = [
     "BACKUP_SUFFIX", "LABELS_DIR", "PREDICTIONS_DIR", "PROJECT_FILE", "SCHEMA_VERSION", "STAGING_DIR", "STATUSES",
-    "ImageEntry", "Project", "ProjectError", "ProjectFileError", "RefreshResult", "Status", "default_classes",
-    "safe_relpath",
+    "UNCERTAINTY_DIR", "ImageEntry", "Project", "ProjectError", "ProjectFileError", "RefreshResult", "Status",
+    "default_classes", "safe_relpath",
 ]
 
 STALE_TEMP_AGE_S = 600.0
@@ -544,7 +546,8 @@ class Project:
         # Temporaries of atomic writes (".<name>.<random>.tmp") outlive a crash or SIGKILL. They are
         # never the only copy of anything; old ones cannot belong to a write still under way.
         now = time.time()
-        folders = [self.root] + [self.root / d for d in (LABELS_DIR, PREDICTIONS_DIR, COPIED_IMAGES_DIR)]
+        folders = [self.root] + [self.root / d for d in (LABELS_DIR, PREDICTIONS_DIR, UNCERTAINTY_DIR,
+                                                          COPIED_IMAGES_DIR)]
         for folder in folders:
             if not folder.is_dir():
                 continue

@@ -37,7 +37,9 @@ LABELS_DIR = "labels"
 PREDICTIONS_DIR = "predictions"
 COPIED_IMAGES_DIR = "images"
 STAGING_DIR = ".segstudio-staging"
-RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, STAGING_DIR)
+UNCERTAINTY_DIR = "uncertainty"
+"""The model's per-pixel uncertainty beside each prediction (written by the desktop app)."""
+RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, UNCERTAINTY_DIR, STAGING_DIR)
 """Folders of the project itself; never scanned for images."""
 
 KIND = "segstudio project"

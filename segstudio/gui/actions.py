@@ -4,7 +4,8 @@
 :func:`build_menus` lays them out; the main window connects them. The Help →
 Keyboard shortcuts list is generated from these containers, so it cannot
 miss one. A new group (the model and training panels' actions) is one more
-dataclass field in :class:`Actions` and one more menu in :func:`build_menus`.
+dataclass field in :class:`Actions` and one more menu in :func:`build_menus`
+(the model group is; the fine-tuning panel's actions are the next).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class FileActions(_Group):
     open_images: QAction
     open_project: QAction
     open_samples: QAction
+    batch: QAction
     rescan: QAction
     save: QAction
     close_project: QAction
@@ -101,6 +103,15 @@ class ImageActions(_Group):
     next: QAction
     previous: QAction
     next_unlabelled: QAction
+    next_uncertain: QAction
+
+
+@dataclass(frozen=True)
+class ModelActions(_Group):
+    open_model: QAction
+    segment: QAction
+    segment_all: QAction
+    cancel: QAction
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ class Actions:
     tools: ToolActions
     view: ViewActions
     image: ImageActions
+    model: ModelActions
     classes: ClassActions
     help: HelpActions
 
@@ -151,6 +163,8 @@ def create_actions(parent: QWidget) -> Actions:
         open_images=a(parent, "Open &Images…", "Ctrl+Shift+O", "Open some image files"),
         open_project=a(parent, "Open &Project…", "Ctrl+Alt+O", "Open a segstudio.json"),
         open_samples=a(parent, "Open &Sample Images", "Ctrl+Alt+S", "Open the demo images shipped with segstudio"),
+        batch=a(parent, "&Batch Segment Folder…", "Ctrl+B",
+                "Segment a folder of images with a model and write the results to another folder"),
         rescan=a(parent, "&Rescan Folder", "F5", "Add images that appeared in the project folder"),
         save=a(parent, "&Save", QKeySequence.StandardKey.Save, "Save now (segstudio also saves by itself)"),
         close_project=a(parent, "&Close Project", "Ctrl+W"),
@@ -209,6 +223,15 @@ def create_actions(parent: QWidget) -> Actions:
         next=a(parent, "&Next Image", ["PgDown", "Ctrl+Right"]),
         previous=a(parent, "&Previous Image", ["PgUp", "Ctrl+Left"]),
         next_unlabelled=a(parent, "Next &Unlabelled Image", "N"),
+        next_uncertain=a(parent, "Next Most Un&certain Image", "U",
+                         "The unlabelled image the model is least sure about (after Segment All Unlabelled)"),
+    )
+    model = ModelActions(
+        open_model=a(parent, "&Open Model File…", "Ctrl+Shift+M", "Choose a .safetensors or .onnx model file"),
+        segment=a(parent, "&Segment", "Ctrl+Return", "Segment the image on screen with the model"),
+        segment_all=a(parent, "Segment &All Unlabelled", "Ctrl+Shift+Return",
+                      "Segment every image without a label (or whose prediction came from another model)"),
+        cancel=a(parent, "&Cancel Segmentation", "Ctrl+.", "Stop segmenting; images already done are kept"),
     )
     select = tuple(a(parent, f"Class {i + 1}", str((i + 1) % 10)) for i in range(10))
     classes = ClassActions(
@@ -220,7 +243,7 @@ def create_actions(parent: QWidget) -> Actions:
         shortcuts=a(parent, "&Keyboard Shortcuts", QKeySequence.StandardKey.HelpContents),
         about=a(parent, "&About segstudio"),
     )
-    return Actions(file, edit, tools, view, image, classes, help_)
+    return Actions(file, edit, tools, view, image, model, classes, help_)
 
 
 def build_menus(bar: QMenuBar, actions: Actions) -> dict[str, QMenu]:
@@ -231,6 +254,8 @@ def build_menus(bar: QMenuBar, actions: Actions) -> dict[str, QMenu]:
     m.addActions([f.open_folder, f.open_images, f.open_project])
     menus["recent"] = m.addMenu("Open &Recent")
     m.addAction(f.open_samples)
+    m.addSeparator()
+    m.addAction(f.batch)
     m.addSeparator()
     m.addActions([f.rescan, f.save, f.close_project])
     m.addSeparator()
@@ -258,7 +283,12 @@ def build_menus(bar: QMenuBar, actions: Actions) -> dict[str, QMenu]:
     theme.addActions(list(v.themes))
     i = actions.image
     m = menus["image"] = bar.addMenu("&Image")
-    m.addActions([i.next, i.previous, i.next_unlabelled])
+    m.addActions([i.next, i.previous, i.next_unlabelled, i.next_uncertain])
+    md = actions.model
+    m = menus["model"] = bar.addMenu("&Model")
+    m.addAction(md.open_model)
+    m.addSeparator()
+    m.addActions([md.segment, md.segment_all, md.cancel])
     c = actions.classes
     m = menus["classes"] = bar.addMenu("&Classes")
     m.addActions([c.next, c.previous])

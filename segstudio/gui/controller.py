@@ -7,8 +7,10 @@ rewriting masks when classes merge) runs in :mod:`segstudio.gui.workers`; the
 results come back as signals. Panels and the main window only talk to this
 class, never to the project directly, so the model and training panels plug in
 through the same few methods: :meth:`set_prediction` (a prediction and its
-uncertainty for any image, saved with ``Project.save_prediction``) and
-:attr:`workers` for their own long work.
+uncertainty for any image, saved with ``Project.save_prediction``),
+:meth:`show_prediction` (one already saved by a worker), :attr:`scores` (the
+images' uncertainty scores), :meth:`set_class_table` and :attr:`workers` for
+their own long work.
 
 Documents stay open (with their undo history) while they fit in
 ``cache_bytes``; the least recently used saved document is closed first, and
@@ -36,6 +38,7 @@ from segstudio.core.project import Project, ProjectError
 from segstudio.core.project_file import PROJECT_FILE, ImageEntry
 from segstudio.core.tasks import CancelToken
 from segstudio.gui.document import ImageDocument, LoadedDocument, load_document
+from segstudio.gui.uncertainty import UncertaintyScores, mean_score, save_uncertainty
 from segstudio.gui.workers import WorkerPool
 
 AUTOSAVE_MS = 1500
@@ -113,7 +116,11 @@ class ProjectController(QObject):
         super().__init__(parent)
         self.workers = workers
         self.project: Project | None = None
+        self.scores: UncertaintyScores | None = None
+        """The open project's uncertainty scores (see :mod:`segstudio.gui.uncertainty`)."""
         self.current: ImageDocument | None = None
+        self.class_change_blockers: list[Callable[[], str | None]] = []
+        """Each returns why the classes cannot change now (e.g. a segmentation is writing masks), or None."""
         self.cache_bytes = cache_bytes
         self._docs: OrderedDict[str, ImageDocument] = OrderedDict()
         self._requested: str | None = None
@@ -172,14 +179,21 @@ class ProjectController(QObject):
             return
         self.message.emit(text)
         self.workers.cancel("open project")
-        self.workers.start("open project", work, on_finished=self._opened,
+
+        def open_and_score(cancel: CancelToken) -> tuple[Project | NeedsProjectFolder, UncertaintyScores | None]:
+            result = work(cancel)
+            return result, UncertaintyScores.load(result) if isinstance(result, Project) else None
+
+        self.workers.start("open project", open_and_score, on_finished=self._opened,
                            on_failed=lambda msg: self.errorOccurred.emit("Cannot open", msg))
 
-    def _opened(self, result: Project | NeedsProjectFolder) -> None:
+    def _opened(self, opened: tuple[Project | NeedsProjectFolder, UncertaintyScores | None]) -> None:
+        result, scores = opened
         if isinstance(result, NeedsProjectFolder):
             self.needsProjectFolder.emit(result)
             return
         self.project = result
+        self.scores = scores
         self.projectChanged.emit(result)
         self.classesChanged.emit(result.classes)
         n = len(result.images)
@@ -197,6 +211,7 @@ class ProjectController(QObject):
             return False
         self.workers.cancel("load image")
         self.project = None
+        self.scores = None
         self.current = None
         self._docs.clear()
         self._requested = None
@@ -396,12 +411,14 @@ class ProjectController(QObject):
         self.statusChanged.emit(doc.path)
 
     # ------------------------------------------------------------------ predictions (the model panel's entry point)
-    def set_prediction(self, path: str, labels: np.ndarray, uncertainty: np.ndarray | None = None) -> None:
-        """Give image ``path`` a prediction (class indices) and optionally its uncertainty in [0, 1].
+    def set_prediction(self, path: str, labels: np.ndarray, uncertainty: np.ndarray | None = None,
+                       model_id: str = "") -> None:
+        """Give image ``path`` a prediction (class indices) and optionally its uncertainty (floats in [0, 1]
+        or uint8 0..255).
 
         An open document shows it at once (hatched, apart from the user's label);
-        the prediction is saved with ``Project.save_prediction`` in a worker and the
-        image's status updates when that is done. The uncertainty is kept in memory only.
+        the prediction, the uncertainty map and its score are saved in a worker
+        and the image's status updates when that is done.
         """
         if self.project is None:
             raise RuntimeError("no project is open")
@@ -411,15 +428,35 @@ class ProjectController(QObject):
         if doc is not None:
             doc.set_prediction(labels, uncertainty)
             self.predictionChanged.emit(doc)
-        project = self.project
+        project, scores = self.project, self.scores
+
         def save(cancel: CancelToken) -> None:
             project.save_prediction(entry, labels)
+            if uncertainty is not None and scores is not None:
+                save_uncertainty(project, entry, uncertainty)
+                scores.set(entry.path, mean_score(uncertainty), model_id)
+                scores.save()
             project.save()
 
         self.workers.start("save prediction", save,
                            on_finished=lambda _: self.statusChanged.emit(entry.path),
                            on_failed=lambda msg: self.errorOccurred.emit("Could not save the prediction",
                                                                          f"{entry.path}: {msg}"))
+
+    def show_prediction(self, path: str, labels: np.ndarray, uncertainty: np.ndarray | None) -> None:
+        """Show a prediction a worker has already saved (labels in the project's classes): the open
+        document (if any) shows it, and the file list its new status."""
+        doc = self._docs.get(path)
+        if doc is not None and doc.shape == labels.shape:
+            doc.set_prediction(labels, uncertainty)
+            self.predictionChanged.emit(doc)
+        self.statusChanged.emit(path)
+
+    def uncertainty_ranking(self) -> list[str]:
+        """Images not labelled yet, most uncertain first (only those segmented: they have a score)."""
+        if self.project is None or self.scores is None:
+            return []
+        return self.scores.ranking(self.project)
 
     # ------------------------------------------------------------------ classes
     @property
@@ -439,6 +476,11 @@ class ProjectController(QObject):
     def recolour_class(self, index: int, colour: RGB) -> None:
         self._change_classes(self.classes.recoloured(index, colour))
 
+    def set_class_table(self, table: ClassTable, lut: np.ndarray | None = None) -> None:
+        """Replace the class table; ``lut[old index] = new index`` rewrites every mask (needed when
+        classes move or go). Labels and predictions stay whole; open images lose their undo history."""
+        self._change_classes(table, lut)
+
     def merge_classes(self, source: int, target: int) -> None:
         """Merge class ``source`` into ``target`` in every mask (a worker rewrites the files).
 
@@ -451,6 +493,10 @@ class ProjectController(QObject):
     def _change_classes(self, table: ClassTable, lut: np.ndarray | None = None) -> None:
         project = self.project
         if project is None or self._busy:
+            return
+        blocked = next((r for r in (f() for f in self.class_change_blockers) if r), None)
+        if blocked:
+            self.errorOccurred.emit("Cannot change the classes now", blocked)
             return
         old_n = len(project.classes)
         if lut is None and mask_dtype(old_n) == mask_dtype(len(table)):

@@ -20,6 +20,7 @@ from segstudio.core.project import Project
 from segstudio.core.project_file import ImageEntry
 from segstudio.core.tasks import CancelToken
 from segstudio.gui.canvas.layers import build_pyramid
+from segstudio.gui.uncertainty import load_uncertainty, to_uint8
 
 UNDO_BYTES = 256 * 1024 * 1024
 """Undo memory per image (compressed strokes); the oldest steps are dropped beyond it."""
@@ -36,6 +37,7 @@ class LoadedDocument:
     prediction: np.ndarray | None
     read_only_reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    uncertainty: np.ndarray | None = None
 
 
 def load_document(project: Project, entry: ImageEntry, cancel: CancelToken) -> LoadedDocument:
@@ -44,7 +46,7 @@ def load_document(project: Project, entry: ImageEntry, cancel: CancelToken) -> L
     Raises ``ImageReadError`` when the image itself cannot be read. A label file
     that cannot be read, or whose size differs from the image, opens the image
     read-only (``read_only_reason`` says why), so that saving can never replace
-    the user's file with an empty mask. An unreadable prediction is left out with a note.
+    the user's file with an empty mask. An unreadable prediction (or uncertainty map) is left out with a note.
     """
     image = read_image(project.image_path(entry))
     cancel.raise_if_cancelled()
@@ -73,7 +75,13 @@ def load_document(project: Project, entry: ImageEntry, cancel: CancelToken) -> L
     if prediction is not None and prediction.shape != shape:
         notes.append("prediction not shown: its size differs from the image")
         prediction = None
-    return LoadedDocument(entry, image, pyramid, label, prediction, read_only, notes)
+    uncertainty: np.ndarray | None = None
+    if prediction is not None:
+        try:
+            uncertainty = load_uncertainty(project, entry, shape)
+        except ImageReadError as exc:
+            notes.append(f"uncertainty not shown: {exc.reason}")
+    return LoadedDocument(entry, image, pyramid, label, prediction, read_only, notes, uncertainty)
 
 
 def class_pixel_counts(mask: np.ndarray, num_classes: int) -> np.ndarray:
@@ -95,7 +103,8 @@ class ImageDocument:
 
     ``version`` counts changes to the label; ``saved_version`` is the version on
     disk. The label is unsaved while they differ. ``uncertainty`` is the
-    predictor's per-pixel uncertainty in [0, 1] (not stored on disk).
+    model's per-pixel uncertainty as uint8 (255 = most uncertain), as stored
+    beside the prediction (see :mod:`segstudio.gui.uncertainty`).
     """
 
     def __init__(self, loaded: LoadedDocument, undo_bytes: int = UNDO_BYTES) -> None:
@@ -105,7 +114,7 @@ class ImageDocument:
         self.read_only_reason = loaded.read_only_reason
         self.notes = loaded.notes
         self.session = EditSession(loaded.label, loaded.prediction, History(max_bytes=undo_bytes))
-        self.uncertainty: np.ndarray | None = None
+        self.uncertainty: np.ndarray | None = loaded.uncertainty
         self.version = 0
         self.saved_version = 0
         self.saving = False
@@ -132,10 +141,13 @@ class ImageDocument:
         return self.read_only_reason is None
 
     def set_prediction(self, labels: np.ndarray | None, uncertainty: np.ndarray | None = None) -> None:
-        """Show ``labels`` as the suggestion (not the user's label) and ``uncertainty`` as its heat map."""
+        """Show ``labels`` as the suggestion (not the user's label) and ``uncertainty`` as its heat map.
+
+        ``uncertainty``: uint8 0..255, or floats in [0, 1].
+        """
         if uncertainty is not None and uncertainty.shape != self.shape:
             raise ValueError(f"uncertainty {uncertainty.shape} does not match the image {self.shape}")
-        self.uncertainty = uncertainty
+        self.uncertainty = to_uint8(uncertainty) if uncertainty is not None else None
         version = self.version
         self.session.set_prediction(labels)
         self.version = version  # the listeners repaint; the user's label did not change

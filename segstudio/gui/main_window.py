@@ -35,12 +35,16 @@ from segstudio.gui.canvas.canvas import Canvas
 from segstudio.gui.controller import NeedsProjectFolder, ProjectController
 from segstudio.gui.document import ImageDocument, class_pixel_counts
 from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
+from segstudio.gui.model_choice import ModelChoice
+from segstudio.gui.model_commands import ModelCommands
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
 from segstudio.gui.panels.help import ShortcutsDialog
+from segstudio.gui.panels.model import ModelPanel
 from segstudio.gui.panels.status_bar import StatusFields, describe_pixel
 from segstudio.gui.panels.tool_options import ToolOptions
-from segstudio.gui.panels.welcome import WelcomePage
+from segstudio.gui.panels.welcome import WelcomePage, sample_classes, shipped_models
+from segstudio.gui.segmentation import SegmentController
 from segstudio.gui.settings import AppSettings, app_data_dir, models_dir, resources_dir
 from segstudio.gui.theme import apply_theme, system_is_dark
 from segstudio.gui.undo import UndoAdapter
@@ -57,6 +61,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.workers = WorkerPool(self)
         self.controller = ProjectController(self.workers, self)
+        self.segment = SegmentController(self.controller, self.settings, self)
         self.all_actions = create_actions(self)
         self.menus = build_menus(self.menuBar(), self.all_actions)
         self.canvas = Canvas()
@@ -79,6 +84,12 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self.add_panel("files", "Images", self.files, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.add_panel("classes", "Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        m = a.model
+        self.model_panel = ModelPanel(self.segment, models_dir(), m.open_model, m.segment, m.segment_all, m.cancel)
+        # the fine-tuning panel docks under this one: add_panel("training", ...)
+        self.add_panel("model", "Model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.docks["classes"], self.docks["model"]], [330, 430], Qt.Orientation.Vertical)
+        self.model_commands = ModelCommands(self, self.segment, a, self.settings, models_dir())
         self.tool_options = ToolOptions()
         self._build_toolbars()
         self.status = StatusFields(self.statusBar())
@@ -253,12 +264,22 @@ class MainWindow(QMainWindow):
             self.controller.open_path(file)
 
     def open_samples(self) -> None:
-        """Open the shipped sample images as a project in segstudio's own data folder."""
+        """Open the shipped sample images as a project in segstudio's own data folder, with the shipped
+        default model chosen when ``models/`` has one (else say plainly that there is none)."""
         samples = list_images(resources_dir() / "samples")
         if not samples:
             self.show_message("No sample images", f"{resources_dir() / 'samples'} holds no images.")
             return
-        self.controller.create_project(app_data_dir() / SAMPLE_PROJECT, samples, ClassTable.camvid())
+        root = app_data_dir() / SAMPLE_PROJECT
+        models = shipped_models(models_dir())
+        if models:
+            self.settings.set_model_choice(root, ModelChoice.file(models[0]).to_json())
+        else:
+            self.show_message("No trained model installed", "No trained model is installed yet "
+                              f"({models_dir()} is empty), so the sample images open without a segmentation. "
+                              "Choose a model file in the Model panel (Model › Open Model File…), or label some "
+                              "images and train a network from the zoo on them.", QMessageBox.Icon.Information)
+        self.controller.create_project(root, samples, sample_classes(models[0] if models else None))
 
     def _ask_project_folder(self, need: NeedsProjectFolder) -> None:
         folder = QFileDialog.getExistingDirectory(

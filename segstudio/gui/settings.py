@@ -7,12 +7,16 @@ tests/gui/conftest.py) and the app's data folder at ``$SEGSTUDIO_HOME``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 MAX_RECENT = 10
+BACKEND_KEYS = ("auto", "cuda", "cpu-onnx", "cpu-torch")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -101,6 +105,70 @@ class AppSettings:
 
     def set_theme(self, value: str) -> None:
         self.q.setValue("view/theme", value)
+
+    # --- models ---------------------------------------------------------------------
+    # The model chosen for a project is kept here, keyed by the project folder, not in segstudio.json:
+    # a model file's path belongs to this machine, and the project folder stays portable.
+    @staticmethod
+    def _path_key(path: Path | str) -> str:
+        return hashlib.sha1(os.path.abspath(path).encode("utf-8")).hexdigest()[:20]
+
+    def model_choice(self, project_root: Path | str) -> dict[str, Any] | None:
+        """The model chosen for the project in ``project_root`` (as stored by the model panel), or None."""
+        text = self.q.value(f"models/project-{self._path_key(project_root)}")
+        try:
+            value = json.loads(str(text)) if text else None
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def set_model_choice(self, project_root: Path | str, choice: dict[str, Any] | None) -> None:
+        key = f"models/project-{self._path_key(project_root)}"
+        if choice is None:
+            self.q.remove(key)
+        else:
+            self.q.setValue(key, json.dumps(choice))
+
+    def backend(self) -> str:
+        """Where models run: one of :data:`BACKEND_KEYS` (a property of this machine, for every project)."""
+        value = str(self.q.value("models/backend", "auto") or "auto")
+        return value if value in BACKEND_KEYS else "auto"
+
+    def set_backend(self, value: str) -> None:
+        self.q.setValue("models/backend", value)
+
+    def recent_models(self) -> list[str]:
+        value = self.q.value("models/recent", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [str(v) for v in items if v][:MAX_RECENT]
+
+    def add_recent_model(self, path: Path | str) -> None:
+        p = str(Path(path))
+        self.q.setValue("models/recent", [p, *(r for r in self.recent_models() if r != p)][:MAX_RECENT])
+
+    def onnx_class_names(self, model_path: Path | str) -> list[str] | None:
+        """The class names the user gave for an ONNX file without a card."""
+        text = self.q.value(f"models/names-{self._path_key(model_path)}")
+        try:
+            names = json.loads(str(text)) if text else None
+        except json.JSONDecodeError:
+            return None
+        return [str(n) for n in names] if isinstance(names, list) and names else None
+
+    def set_onnx_class_names(self, model_path: Path | str, names: list[str]) -> None:
+        self.q.setValue(f"models/names-{self._path_key(model_path)}", json.dumps(list(names)))
+
+    def batch_options(self) -> dict[str, Any]:
+        """The batch dialog's last folders and options."""
+        text = self.q.value("batch/options")
+        try:
+            value = json.loads(str(text)) if text else {}
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def set_batch_options(self, options: dict[str, Any]) -> None:
+        self.q.setValue("batch/options", json.dumps(options))
 
     # --- window ---------------------------------------------------------------------
     def geometry(self) -> QByteArray | None:

@@ -3,7 +3,10 @@
 The contract (DESIGN.md "Long work never runs on the UI thread"): long work is a
 plain callable ``work(cancel: CancelToken)``. If it returns a generator, every
 value it yields is reported as progress and the generator's ``return`` value is
-the result; otherwise the return value is the result. The work checks the token
+the result; otherwise the return value is the result. Work that reports
+progress through a callback (the predictor's ``progress=``) is started with
+``reporting=True`` and called as ``work(cancel, report)``: each ``report(event)``
+becomes a progress signal too. The work checks the token
 between units (tiles, files, steps) and may raise
 :class:`~segstudio.core.tasks.Cancelled`.
 
@@ -29,8 +32,8 @@ from segstudio.core.tasks import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
 
-Work = Callable[[CancelToken], Any]
-"""A function of a cancel token; it may return a generator of progress events."""
+Work = Callable[..., Any]
+"""``work(cancel)`` (or ``work(cancel, report)`` with ``reporting=True``); it may return a generator of events."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -49,15 +52,17 @@ class _WorkThread(QThread):
     errored = Signal(str)
     stopped = Signal(str)
 
-    def __init__(self, work: Work, cancel: CancelToken, name: str) -> None:
+    def __init__(self, work: Work, cancel: CancelToken, name: str, reporting: bool = False) -> None:
         super().__init__()
         self._work = work
         self._cancel = cancel
+        self._reporting = reporting
         self.setObjectName(name)
 
     def run(self) -> None:
         try:
-            result = self._work(self._cancel)
+            # a signal emitted from this thread is queued to the Task on the UI thread
+            result = self._work(self._cancel, self.progressed.emit) if self._reporting else self._work(self._cancel)
             if inspect.isgenerator(result):
                 result = self._drain(result)
             self._cancel.raise_if_cancelled()
@@ -90,12 +95,12 @@ class Task(QObject):
     cancelled = Signal(str)
     done = Signal()  # after any of finished / failed / cancelled
 
-    def __init__(self, name: str, work: Work, parent: QObject | None = None) -> None:
+    def __init__(self, name: str, work: Work, parent: QObject | None = None, reporting: bool = False) -> None:
         super().__init__(parent)
         self.name = name
         self.token = CancelToken()
         self.outcome: str | None = None  # "finished", "failed" or "cancelled" once known
-        self._thread = _WorkThread(work, self.token, name)
+        self._thread = _WorkThread(work, self.token, name, reporting)
         self._thread.progressed.connect(self._on_progress)
         self._thread.succeeded.connect(self._on_finished)
         self._thread.errored.connect(self._on_failed)
@@ -152,14 +157,16 @@ class WorkerPool(QObject):
               on_finished: Callable[[Any], None] | None = None,
               on_failed: Callable[[str], None] | None = None,
               on_progress: Callable[[Any], None] | None = None,
-              on_cancelled: Callable[[str], None] | None = None) -> Task:
+              on_cancelled: Callable[[str], None] | None = None, reporting: bool = False) -> Task:
         """Run ``work`` in a new thread; the callbacks are called on the UI thread.
 
-        Raises ``RuntimeError`` after :meth:`shutdown`: a closing window starts nothing new.
+        ``reporting=True``: ``work(cancel, report)`` is given a thread-safe ``report(event)``
+        whose events arrive as progress. Raises ``RuntimeError`` after :meth:`shutdown`:
+        a closing window starts nothing new.
         """
         if self._closed:
             raise RuntimeError("the worker pool is shut down")
-        task = Task(name, work, self)
+        task = Task(name, work, self, reporting)
         for signal, slot in ((task.finished, on_finished), (task.failed, on_failed),
                              (task.progress, on_progress), (task.cancelled, on_cancelled)):
             if slot is not None:

@@ -197,6 +197,17 @@ def test_refresh_adds_new_and_reports_missing(folder: Path) -> None:
     assert (folder / "labels" / "c.png").exists()
 
 
+def test_the_project_folders_are_never_taken_for_images(folder: Path) -> None:
+    project = Project.open(folder)
+    before = [e.path for e in project.images]
+    for sub in ("labels", "predictions", "uncertainty"):
+        _image(folder / sub / "x.png")
+    assert project.refresh().added == []
+    assert [e.path for e in project.images] == before
+    with pytest.raises(ProjectError, match="uncertainty/"):
+        project.add_images([folder / "uncertainty" / "x.png"])
+
+
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "..\\..\\windows\\win.ini", "C:/x.png",
                                  "sub/../../x.png", ""])
 def test_paths_escaping_the_project_are_refused(folder: Path, bad: str) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QSettings, Qt, QThread
 
+from segstudio.core.project import Project
 from segstudio.gui.main_window import MainWindow
 
 
@@ -119,3 +120,62 @@ def drag(qtbot, win: MainWindow, points: list[tuple[float, float]]) -> None:
 def wait_saved(qtbot, win: MainWindow, timeout: int = 10_000) -> None:
     qtbot.waitUntil(lambda: not win.controller.any_dirty() and not win.workers.running("save label"),
                     timeout=timeout)
+
+
+# ---------------------------------------------------------------------- models (tests/inference/toy.py)
+
+TOY_CLASSES = ["background", "red", "blue"]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the trained toy UNet (tests/inference/assets) as .safetensors, its ONNX export with the
+    card, and the same export without a card. Shared by the session, so the on-the-fly ONNX export of the
+    .safetensors file (cached beside it) is made once."""
+    import shutil
+
+    import torch
+
+    from segstudio.inference.export import export_onnx
+    from segstudio.inference.model_file import load_model
+    from segstudio.zoo import CARD_KEY
+    from tests.inference.toy import TOY_MODEL
+
+    torch.set_num_threads(2)
+    folder = tmp_path_factory.mktemp("models")
+    shutil.copy(TOY_MODEL, folder / "toy.safetensors")
+    model, card = load_model(folder / "toy.safetensors")
+    export_onnx(model, folder / "toy.onnx", metadata={CARD_KEY: card.to_json()})
+    export_onnx(model, folder / "foreign.onnx")
+    return folder
+
+
+def toy_scene_folder(folder: Path, count: int, height: int = 96, width: int = 128, seed: int = 0) -> Path:
+    """``count`` toy scenes (red and blue shapes on grey, the toy model's task) as PNG files."""
+    from tests.inference.toy import scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image, _ = scene(height, width, seed + i)
+        ok, buf = cv2.imencode(".png", image[:, :, ::-1])
+        assert ok
+        (folder / f"scene{i:02d}.png").write_bytes(buf.tobytes())
+    return folder
+
+
+@pytest.fixture
+def toy_project(tmp_path: Path) -> Path:
+    """A project of four toy scenes whose classes are the toy model's."""
+    from segstudio.core.classes import ClassTable
+
+    folder = toy_scene_folder(tmp_path / "scenes", 4)
+    Project.create(folder, classes=ClassTable.from_names(TOY_CLASSES))
+    return folder
+
+
+def choose_model(qtbot, win: MainWindow, path: Path, backend: str | None = None, timeout: int = 60_000) -> None:
+    """Choose a model file in the window and wait until it is loaded (or fails)."""
+    if backend is not None:
+        win.segment.set_backend(backend)
+    win.segment.choose_file(path)
+    qtbot.waitUntil(lambda: not win.segment.loading, timeout=timeout)

@@ -54,6 +54,24 @@ def test_a_generator_reports_progress_then_its_return_value(qtbot, pool: WorkerP
     qtbot.waitUntil(lambda: progress == [0, 1, 2, 3, 4], timeout=5000)
 
 
+def test_reporting_work_sends_progress_from_a_callback_on_the_ui_thread(qtbot, pool: WorkerPool) -> None:
+    ui = threading.current_thread()
+    seen: list[tuple[object, threading.Thread]] = []
+
+    def work(cancel: CancelToken, report) -> str:
+        for i in range(3):
+            report(i)
+        return "done"
+
+    task = pool.start("callback", work, on_progress=lambda e: seen.append((e, threading.current_thread())),
+                      reporting=True)
+    with qtbot.waitSignal(task.finished, timeout=5000) as blocker:
+        pass
+    assert blocker.args == ["done"]
+    qtbot.waitUntil(lambda: len(seen) == 3, timeout=5000)
+    assert [e for e, _ in seen] == [0, 1, 2] and all(t is ui for _, t in seen)
+
+
 def test_a_failure_becomes_a_message(qtbot, pool: WorkerPool) -> None:
     def work(cancel: CancelToken) -> None:
         raise ValueError("the file is broken")

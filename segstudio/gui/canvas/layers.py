@@ -162,10 +162,13 @@ def heat_lut() -> np.ndarray:
 
 
 class HeatSource(TileSource):
-    """A float map in [0, 1] (e.g. uncertainty) drawn with :func:`heat_lut`."""
+    """A map in [0, 1] as floats, or 0..255 as uint8 (e.g. uncertainty), drawn with :func:`heat_lut`."""
 
     def __init__(self, values: np.ndarray) -> None:
-        self.values8 = np.clip(np.nan_to_num(values.astype(np.float32)) * 255, 0, 255).astype(np.uint8)
+        if values.dtype == np.uint8:
+            self.values8 = values  # already in the drawn form: no copy
+        else:
+            self.values8 = np.clip(np.nan_to_num(values.astype(np.float32)) * 255, 0, 255).astype(np.uint8)
         self.height, self.width = values.shape
         self.lut = heat_lut()
 

@@ -26,7 +26,7 @@ def describe_pixel(doc: ImageDocument | None, classes: ClassTable, x: float, y: 
     else:
         what = "not labelled"
     if doc.uncertainty is not None:
-        what += f" · uncertainty {float(doc.uncertainty[row, col]):.2f}"
+        what += f" · uncertainty {float(doc.uncertainty[row, col]) / 255:.2f}"
     rgb = doc.image.display[row, col] if doc.image.display.ndim == 3 else np.asarray([0, 0, 0])
     return f"{col}, {row}  RGB {int(rgb[0])} {int(rgb[1])} {int(rgb[2])}", what
 

@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio import __version__
+from segstudio.core.classes import ClassTable
+from segstudio.inference.model_file import load_card
 
 DEFAULT_MODEL = "camvid-fastscnn"
 MODEL_SUFFIXES = (".onnx", ".safetensors")
@@ -31,15 +33,27 @@ def shipped_models(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stem != DEFAULT_MODEL)
 
 
+def sample_classes(model: Path | None) -> ClassTable:
+    """The sample project's classes: the default model's (so its result needs no class fitting), else CamVid's
+    (the samples are CamVid frames)."""
+    if model is not None:
+        try:
+            return load_card(model).classes
+        except (ValueError, OSError):
+            pass  # an unreadable model: the model panel says why when it tries to load it
+    return ClassTable.camvid()
+
+
 def model_state_text(folder: Path) -> str:
     """One honest sentence on the trained models this installation has."""
     models = shipped_models(folder)
     if not models:
         return (f"No trained model is installed yet ({folder.name}/{DEFAULT_MODEL}.onnx is missing), so the "
-                "sample images open without a segmentation: label them by hand with the brushes.")
+                "sample images open without a segmentation: choose a model file of your own in the Model panel, "
+                "or label some images by hand and train a network from the zoo on them.")
     names = ", ".join(p.name for p in models[:3])
-    return (f"Trained model files in {folder.name}/: {names}. This version opens, views and edits labels; "
-            "running a model comes with the model panel.")
+    return (f"Trained model files in {folder.name}/: {names}. \"Open sample images\" opens the samples with "
+            f"{models[0].name} chosen: press Segment (Ctrl+Return) to see its result.")
 
 
 class WelcomePage(QWidget):

@@ -1,0 +1,289 @@
+"""File → Batch Segment Folder…: the options dialog, then a progress dialog over ``segment_folder``.
+
+The progress dialog runs the inference engine's batch generator in a worker
+(images done, images/s, ETA, the errors as they come) with cancel; when the run
+ends the output folder opens in the system's file manager
+(:func:`open_folder`, replaced by the tests). A run that is cancelled keeps
+what was written, and running it again resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.core.tasks import CancelToken, format_eta
+from segstudio.gui.model_choice import BACKENDS
+from segstudio.gui.workers import Task, WorkerPool
+from segstudio.inference.batch import BatchEvent, BatchOptions, segment_folder
+from segstudio.inference.model_file import MissingCardError
+from segstudio.inference.predictor import Predictor
+
+
+def open_folder(path: Path) -> bool:
+    """Show ``path`` in the system's file manager (the tests replace this function)."""
+    return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
+
+
+@dataclass
+class BatchRequest:
+    """What the dialog asks for: folders, model file, where it runs, and what to write."""
+
+    input: Path
+    output: Path
+    model: Path
+    backend: str = "auto"
+    class_names: list[str] | None = None
+    overlay: bool = True
+    masks_per_class: bool = False
+    tta: bool = False
+    recursive: bool = False
+
+    def options(self) -> BatchOptions:
+        return BatchOptions(overlay=self.overlay, masks_per_class=self.masks_per_class, recursive=self.recursive,
+                            tta=self.tta)
+
+    def problem(self) -> str | None:
+        """What is wrong with the request (for the dialog), or None."""
+        if not self.input.is_dir():
+            return f"The input folder {self.input} does not exist."
+        if not str(self.output).strip() or self.output == Path():
+            return "Choose an output folder."
+        if self.output.resolve() == self.input.resolve():
+            return "The output folder must not be the input folder (the results would mix with the images)."
+        if not self.model.is_file():
+            return f"The model file {self.model} does not exist."
+        return None
+
+
+def run_batch(request: BatchRequest, cancel: CancelToken) -> Generator[BatchEvent | str, None, BatchEvent | None]:
+    """Load the model, then segment the folder; yields the backend's name, then the batch events."""
+    engine_backend, device = BACKENDS.get(request.backend, BACKENDS["auto"])
+    try:
+        predictor = Predictor.from_file(request.model, backend=engine_backend, device=device,
+                                        class_names=request.class_names)
+    except MissingCardError:
+        raise ValueError(f"{request.model.name} is an ONNX file without a segstudio model card: choose it once "
+                         "in the Model panel to name its classes, then run the batch again") from None
+    yield predictor.backend.name
+    last: BatchEvent | None = None
+    for event in segment_folder([request.input], request.output, predictor, request.options(), cancel):
+        last = event
+        yield event
+    return last
+
+
+class BatchDialog(QDialog):
+    """The options of a batch run. ``request()`` reads them; accepting checks them first."""
+
+    def __init__(self, models: list[Path], remembered: dict[str, Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Batch segment folder")
+        self.input_edit = QLineEdit(str(remembered.get("input", "")))
+        self.output_edit = QLineEdit(str(remembered.get("output", "")))
+        self.model_combo = QComboBox()
+        self.model_combo.setEditable(True)
+        for p in models:
+            self.model_combo.addItem(str(p))
+        self.overlay = QCheckBox("Colour overlay per image (<name>.overlay.png)")
+        self.masks = QCheckBox("A black/white mask per class (<name>.mask-NN-<class>.png)")
+        self.tta = QCheckBox("Test-time augmentation (flips × 4 scales: slower, often a little better)")
+        self.recursive = QCheckBox("Include sub-folders (their structure is kept in the output)")
+        for box, key, default in ((self.overlay, "overlay", True), (self.masks, "masks_per_class", False),
+                                  (self.tta, "tta", False), (self.recursive, "recursive", False)):
+            box.setChecked(bool(remembered.get(key, default)))
+        self.problem_label = QLabel()
+        self.problem_label.setStyleSheet("color: #c62828")
+        self.problem_label.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Images in:", self._with_browse(self.input_edit, self._browse_input))
+        form.addRow("Results to:", self._with_browse(self.output_edit, self._browse_output))
+        form.addRow("Model:", self._with_browse(self.model_combo, self._browse_model))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Segment")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for box in (self.overlay, self.masks, self.tta, self.recursive):
+            layout.addWidget(box)
+        layout.addWidget(QLabel("Each image gives <name>.png, its class-index map. Images already done are "
+                                "skipped, so a stopped run resumes."))
+        layout.addWidget(self.problem_label)
+        layout.addWidget(buttons)
+        self.resize(620, 0)
+
+    @staticmethod
+    def _with_browse(field_widget: QWidget, browse: Any) -> QWidget:
+        row = QWidget()
+        lay = QHBoxLayout(row)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(field_widget, 1)
+        button = QPushButton("Browse…")
+        button.clicked.connect(browse)
+        lay.addWidget(button)
+        return row
+
+    def _browse_input(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images to segment", self.input_edit.text())
+        if folder:
+            self.input_edit.setText(folder)
+            if not self.output_edit.text():
+                self.output_edit.setText(str(Path(folder).parent / f"{Path(folder).name}-segmented"))
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the results", self.output_edit.text())
+        if folder:
+            self.output_edit.setText(folder)
+
+    def _browse_model(self) -> None:
+        file, _ = QFileDialog.getOpenFileName(self, "Model file", self.model_combo.currentText(),
+                                              "Model files (*.safetensors *.onnx)")
+        if file:
+            self.model_combo.setEditText(file)
+
+    def request(self, backend: str = "auto", class_names: list[str] | None = None) -> BatchRequest:
+        return BatchRequest(Path(self.input_edit.text().strip()), Path(self.output_edit.text().strip()),
+                            Path(self.model_combo.currentText().strip()), backend, class_names,
+                            self.overlay.isChecked(), self.masks.isChecked(), self.tta.isChecked(),
+                            self.recursive.isChecked())
+
+    def remembered(self) -> dict[str, Any]:
+        """What to offer next time."""
+        r = self.request()
+        return {"input": str(r.input), "output": str(r.output), "overlay": r.overlay,
+                "masks_per_class": r.masks_per_class, "tta": r.tta, "recursive": r.recursive}
+
+    def accept(self) -> None:
+        problem = self.request().problem()
+        if problem:
+            self.problem_label.setText(problem)
+            return
+        super().accept()
+
+
+@dataclass
+class BatchOutcome:
+    """How a run ended: "finished", "cancelled" or "failed", with the last event and the message."""
+
+    state: str
+    last: BatchEvent | None = None
+    message: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+class BatchProgressDialog(QDialog):
+    """Runs a :class:`BatchRequest` in a worker and shows its progress; Cancel stops it, keeping what is done."""
+
+    def __init__(self, request: BatchRequest, workers: WorkerPool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Segmenting {request.input.name}")
+        self.request = request
+        self.outcome: BatchOutcome | None = None
+        self.last: BatchEvent | None = None
+        self.state = QLabel(f"Loading {request.model.name}…")
+        self.state.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.counts = QLabel()
+        self.speed = QLabel()
+        self.errors = QListWidget()
+        self.errors.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._cancel_or_close)
+        self.open_button = QPushButton("Open output folder")
+        self.open_button.setEnabled(False)
+        self.open_button.clicked.connect(lambda: open_folder(request.output))
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"{request.input}  →  {request.output}"))
+        for w in (self.state, self.bar, self.counts, self.speed, self.errors):
+            layout.addWidget(w)
+        layout.addLayout(buttons)
+        self.resize(560, 0)
+        self.task: Task = workers.start("batch", lambda c: run_batch(request, c), on_progress=self._progress,
+                                        on_finished=self._finished, on_failed=self._failed,
+                                        on_cancelled=self._cancelled)
+
+    def _progress(self, event: BatchEvent | str) -> None:
+        if isinstance(event, str):
+            self.state.setText(f"Running on {event}")
+            return
+        self.last = event
+        self.bar.setRange(0, max(1, event.total))
+        self.bar.setValue(event.done)
+        extra = [f"{n} {what}" for n, what in ((event.skipped, "skipped (already done)"),
+                                                (event.failed, "failed")) if n]
+        self.counts.setText(f"{event.done} of {event.total} images" + (f" ({', '.join(extra)})" if extra else ""))
+        if event.images_per_s:
+            self.speed.setText(f"{event.images_per_s:.1f} images/s · ETA {format_eta(event.eta_s)}")
+        if len(event.errors) > self.errors.count():
+            for err in event.errors[self.errors.count():]:
+                self.errors.addItem(str(err))
+            self.errors.setVisible(True)
+
+    def _end(self, outcome: BatchOutcome, text: str) -> None:
+        self.outcome = outcome
+        self.state.setText(text)
+        self.cancel_button.setText("Close")
+        self.open_button.setEnabled(self.request.output.is_dir())
+        if outcome.state != "failed":
+            self.bar.setRange(0, max(1, self.last.total if self.last else 1))
+
+    def _finished(self, last: BatchEvent | None) -> None:
+        last = last or self.last
+        written = last.written if last else 0
+        failed = last.failed if last else 0
+        errors = [str(e) for e in last.errors] if last else []
+        text = f"Done: {written} written, {last.skipped if last else 0} skipped (already done), {failed} failed"
+        self._end(BatchOutcome("finished", last, text, errors), text)
+        open_folder(self.request.output)
+
+    def _cancelled(self, reason: str) -> None:
+        written = self.last.written if self.last else 0
+        text = f"Cancelled after {written} image(s); they are kept, and running again resumes"
+        self._end(BatchOutcome("cancelled", self.last, text), text)
+
+    def _failed(self, message: str) -> None:
+        self._end(BatchOutcome("failed", self.last, message), f"Failed: {message}")
+        self.state.setStyleSheet("color: #c62828")
+
+    def _cancel_or_close(self) -> None:
+        if self.outcome is None:
+            self.task.cancel("cancelled by the user")
+            self.cancel_button.setEnabled(False)
+            self.state.setText("Stopping after the images in progress…")
+        else:
+            self.accept()
+
+    def reject(self) -> None:
+        """Esc or the close button: stop the run (what is done is kept) and close."""
+        if self.outcome is None:
+            self.task.cancel("cancelled by the user")
+        super().reject()
+

@@ -1,0 +1,141 @@
+"""File → Batch Segment Folder…: the dialog driven from the menu action, the progress dialog, cancel, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from segstudio.core.image_io import read_image, read_mask
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.panels import batch as batch_module
+from segstudio.gui.panels.batch import BatchDialog, BatchProgressDialog
+from segstudio.inference.predictor import Predictor
+from tests.gui.conftest import toy_scene_folder
+
+
+@pytest.fixture
+def opened_folders(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The folders the app asked the system's file manager to show (none is really opened)."""
+    opened: list[Path] = []
+    monkeypatch.setattr(batch_module, "open_folder", lambda path: opened.append(Path(path)) or True)
+    return opened
+
+
+def fill(dialog: BatchDialog, source: Path, out: Path, model: Path, overlay: bool = True, masks: bool = False,
+         tta: bool = False) -> None:
+    dialog.input_edit.setText(str(source))
+    dialog.output_edit.setText(str(out))
+    dialog.model_combo.setEditText(str(model))
+    dialog.overlay.setChecked(overlay)
+    dialog.masks.setChecked(masks)
+    dialog.tta.setChecked(tta)
+
+
+def start(qtbot, window: MainWindow) -> BatchDialog:
+    """File → Batch Segment Folder… as a user chooses it, from the menu."""
+    assert window.all_actions.file.batch in window.menus["file"].actions()
+    window.all_actions.file.batch.trigger()
+    dialog = window.model_commands.batch_dialog
+    assert dialog is not None and dialog.isVisible()
+    return dialog
+
+
+def wait_done(qtbot, progress: BatchProgressDialog, timeout: int = 120_000) -> None:
+    qtbot.waitUntil(lambda: progress.outcome is not None, timeout=timeout)
+
+
+def test_batch_segment_a_folder_from_the_menu(qtbot, window: MainWindow, tmp_path: Path, model_dir: Path,
+                                              opened_folders: list[Path]) -> None:
+    source = toy_scene_folder(tmp_path / "in", 5)
+    (source / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    dialog = start(qtbot, window)
+    fill(dialog, source, out, model_dir / "toy.onnx", overlay=True, masks=True)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    assert progress is not None and progress.isVisible()
+    wait_done(qtbot, progress)
+    assert progress.outcome.state == "finished", progress.outcome.message
+    assert "6 of 6 images" in progress.counts.text() and "1 failed" in progress.counts.text()
+    assert "images/s" in progress.speed.text() and "ETA" in progress.speed.text()
+    assert progress.errors.count() == 1 and "broken.png" in progress.errors.item(0).text()
+    assert "Done: 5 written" in progress.state.text()
+    predictor = Predictor.from_file(model_dir / "toy.onnx")
+    for i in range(5):
+        want = predictor.predict(read_image(source / f"scene{i:02d}.png")).labels
+        assert np.array_equal(read_mask(out / f"scene{i:02d}.png"), want)
+        assert (out / f"scene{i:02d}.overlay.png").is_file()
+        masks = [read_mask(out / f"scene{i:02d}.mask-{k:02d}-{name}.png")
+                 for k, name in enumerate(("background", "red", "blue"))]
+        assert all(np.array_equal(m == 255, want == k) for k, m in enumerate(masks))
+    assert opened_folders == [out]  # the result folder opens when done
+    # the dialog remembers the folders and options for next time
+    assert window.settings.batch_options()["output"] == str(out)
+    assert window.settings.batch_options()["masks_per_class"] is True
+    qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)  # now "Close"
+    assert not progress.isVisible()
+
+
+def test_the_dialog_refuses_bad_folders_and_offers_the_project_model(qtbot, window: MainWindow, tmp_path: Path,
+                                                                    model_dir: Path, toy_project: Path,
+                                                                    opened_folders: list[Path]) -> None:
+    from tests.gui.conftest import choose_model, open_and_wait
+
+    open_and_wait(qtbot, window, toy_project)
+    choose_model(qtbot, window, model_dir / "toy.onnx")
+    dialog = start(qtbot, window)
+    assert dialog.model_combo.currentText() == str(model_dir / "toy.onnx")  # the project's model first
+    fill(dialog, toy_project, toy_project, model_dir / "toy.onnx")
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    assert dialog.isVisible() and "must not be the input folder" in dialog.problem_label.text()
+    fill(dialog, tmp_path / "missing", tmp_path / "out", model_dir / "toy.onnx")
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    assert dialog.isVisible() and "does not exist" in dialog.problem_label.text()
+    dialog.reject()
+    assert window.model_commands.batch_progress is None and opened_folders == []
+
+
+def test_cancel_a_long_batch_then_resume(qtbot, window: MainWindow, tmp_path: Path, model_dir: Path,
+                                         opened_folders: list[Path]) -> None:
+    source = toy_scene_folder(tmp_path / "many", 40, 192, 256)
+    out = tmp_path / "out"
+    dialog = start(qtbot, window)
+    fill(dialog, source, out, model_dir / "toy.onnx", overlay=False, tta=True)  # TTA: 8 passes per image
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    qtbot.waitUntil(lambda: progress.last is not None and progress.last.done >= 1, timeout=60_000)
+    qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, progress)
+    assert progress.outcome.state == "cancelled"
+    assert "Cancelled after" in progress.state.text() and progress.cancel_button.text() == "Close"
+    written = sorted(p.name for p in out.glob("scene*.png"))
+    assert 1 <= len(written) < 40
+    assert opened_folders == []  # a cancelled run does not open the folder
+    progress.accept()
+    # running it again resumes: what was written is skipped
+    dialog = start(qtbot, window)
+    assert dialog.input_edit.text() == str(source) and dialog.tta.isChecked()
+    dialog.tta.setChecked(False)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    wait_done(qtbot, progress)
+    assert progress.outcome.state == "finished"
+    assert progress.outcome.last.skipped == len(written) and progress.outcome.last.written == 40 - len(written)
+    assert opened_folders == [out]
+
+
+def test_a_batch_with_an_onnx_file_without_a_card_says_what_to_do(qtbot, window: MainWindow, tmp_path: Path,
+                                                                  model_dir: Path,
+                                                                  opened_folders: list[Path]) -> None:
+    source = toy_scene_folder(tmp_path / "in", 1)
+    dialog = start(qtbot, window)
+    fill(dialog, source, tmp_path / "out", model_dir / "foreign.onnx")
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    wait_done(qtbot, progress)
+    assert progress.outcome.state == "failed"
+    assert "without a segstudio model card" in progress.state.text() and "Model panel" in progress.state.text()
+    assert opened_folders == []
