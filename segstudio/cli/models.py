@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import segstudio
+from segstudio.paths import models_dir
 
-REPO_MODELS = Path(segstudio.__file__).resolve().parents[1] / "models"
-"""The repository's shipped models (``models/`` beside the package)."""
+REPO_MODELS = models_dir()
+"""The shipped models: ``models/`` of the checkout, the installed wheel or the frozen app (segstudio.paths)."""
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -15,19 +15,12 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
+# The shipped folders are found by segstudio.paths (checkout, installed wheel or frozen app).
+from segstudio.paths import models_dir as models_dir
+from segstudio.paths import resources_dir as resources_dir
+
 MAX_RECENT = 10
 BACKEND_KEYS = ("auto", "cuda", "cpu-onnx", "cpu-torch")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def resources_dir() -> Path:
-    """The ``resources/`` folder shipped beside the package (sample images, icons)."""
-    return REPO_ROOT / "resources"
-
-
-def models_dir() -> Path:
-    """The ``models/`` folder of shipped trained models."""
-    return REPO_ROOT / "models"
 
 
 def app_data_dir() -> Path:

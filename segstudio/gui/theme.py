@@ -7,9 +7,11 @@ platform; its palette is light or dark to match ``QStyleHints.colorScheme()``
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
+
+from segstudio.paths import ICON_SIZES, icon_path
 
 THEMES = ("system", "light", "dark")
 
@@ -71,3 +73,17 @@ def apply_theme(app: QApplication, theme: str) -> bool:
     dark = is_dark(theme)
     app.setPalette(dark_palette() if dark else light_palette())
     return dark
+
+
+def app_icon() -> QIcon:
+    """segstudio's icon at every rendered size (resources/icons/segstudio-<size>.png).
+
+    PNGs rather than the SVG, so that no SVG icon-engine plugin is needed (a frozen app may lack it).
+    The icon is empty, and Qt shows its default, when the files are missing.
+    """
+    icon = QIcon()
+    for size in ICON_SIZES:
+        path = icon_path(size)
+        if path.is_file():
+            icon.addFile(str(path), QSize(size, size))
+    return icon
