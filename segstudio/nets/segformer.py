@@ -39,6 +39,7 @@ Implementation notes (speed and export):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -269,31 +270,13 @@ def _build(variant: str, num_classes: int, in_channels: int) -> SegFormer:
     return SegFormer(num_classes, in_channels, dims, depths, channels)
 
 
-@register("segformer_b0")
-def build_segformer_b0(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("b0", num_classes, in_channels)
+def _builder(variant: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int, in_channels: int = 3) -> nn.Module:
+        return _build(variant, num_classes, in_channels)
+
+    build.__name__ = f"build_segformer_{variant}"
+    return build
 
 
-@register("segformer_b1")
-def build_segformer_b1(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("b1", num_classes, in_channels)
-
-
-@register("segformer_b2")
-def build_segformer_b2(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("b2", num_classes, in_channels)
-
-
-@register("segformer_b3")
-def build_segformer_b3(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("b3", num_classes, in_channels)
-
-
-@register("segformer_b4")
-def build_segformer_b4(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("b4", num_classes, in_channels)
-
-
-@register("segformer_b5")
-def build_segformer_b5(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("b5", num_classes, in_channels)
+for _variant in VARIANTS:
+    register(f"segformer_{_variant}")(_builder(_variant))

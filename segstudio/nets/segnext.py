@@ -45,6 +45,8 @@ Deviations, on purpose:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -318,21 +320,13 @@ def _build(variant: str, num_classes: int, in_channels: int) -> SegNeXt:
     return SegNeXt(num_classes, in_channels, dims, depths, drop_path, ham_channels, rank)
 
 
-@register("segnext_t")
-def build_segnext_t(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("t", num_classes, in_channels)
+def _builder(variant: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int, in_channels: int = 3) -> nn.Module:
+        return _build(variant, num_classes, in_channels)
+
+    build.__name__ = f"build_segnext_{variant}"
+    return build
 
 
-@register("segnext_s")
-def build_segnext_s(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("s", num_classes, in_channels)
-
-
-@register("segnext_b")
-def build_segnext_b(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("b", num_classes, in_channels)
-
-
-@register("segnext_l")
-def build_segnext_l(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("l", num_classes, in_channels)
+for _variant in VARIANTS:
+    register(f"segnext_{_variant}")(_builder(_variant))

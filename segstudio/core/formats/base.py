@@ -252,6 +252,41 @@ def store(project: Project, entry: ImageEntry, mask: np.ndarray, options: Import
     report.imported.append(entry.path)
 
 
+def import_mask_files(project: Project, files: Iterable[tuple[str, Path]], read: Callable[[Path], np.ndarray],
+                      options: ImportOptions) -> ImportReport:
+    """The loop shared by the one-file-per-image formats (index PNG, VOC, binary masks).
+
+    Each ``(rel, path)`` is matched to a project image, decoded with ``read``
+    into a class mask, checked against the image's size and stored; every
+    unmatched, duplicate, unreadable or mis-sized file goes to the report.
+    """
+    report = ImportReport()
+    matcher = ImageMatcher(project.images)
+    claims = Claims()
+    for rel, path in files:
+        entry = matcher.match(rel)
+        if entry is None:
+            report.unmatched.append(rel)
+            continue
+        if not claims.claim(entry, rel, report):
+            continue
+        try:
+            mask = read(path)
+            shape = image_shape(project, entry)
+        except ImageReadError as exc:
+            report.errors.append((rel, exc.reason))
+            continue
+        except (MaskError, FormatError) as exc:
+            report.errors.append((rel, str(exc)))
+            continue
+        if mask.shape != shape:
+            report.errors.append((rel, f"the mask is {mask.shape[1]}×{mask.shape[0]} but {entry.path} is "
+                                       f"{shape[1]}×{shape[0]}"))
+            continue
+        store(project, entry, mask, options, report, rel)
+    return report
+
+
 def image_shape(project: Project, entry: ImageEntry) -> tuple[int, int]:
     """(height, width) of a project image; ``FormatError`` when the image cannot be read."""
     try:

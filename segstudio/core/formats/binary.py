@@ -39,11 +39,12 @@ from segstudio.core.formats.base import (
     fill_value,
     folder_name,
     image_shape,
+    import_mask_files,
     source_files,
     store,
 )
 from segstudio.core.image_io import IMAGE_SUFFIXES, ImageReadError, read_image, write_mask
-from segstudio.core.masks import MaskError, apply_value_map
+from segstudio.core.masks import apply_value_map
 from segstudio.core.project import Project
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
@@ -107,31 +108,8 @@ def _import_single(project: Project, source: Path, options: ImportOptions, steps
             "binary masks need a value map saying what 0 and 255 are, e.g. 0=background,255=cell "
             f"(or sub-folders named after the classes: {', '.join(project.classes.names)})"
         )
-    report = ImportReport()
-    matcher = ImageMatcher(project.images)
-    claims = Claims()
-    for rel, path in steps.over(source_files(source, IMAGE_SUFFIXES)):
-        entry = matcher.match(rel)
-        if entry is None:
-            report.unmatched.append(rel)
-            continue
-        if not claims.claim(entry, rel, report):
-            continue
-        try:
-            mask = decode(read_binary(path), len(project.classes), options)
-            shape = image_shape(project, entry)
-        except ImageReadError as exc:
-            report.errors.append((rel, exc.reason))
-            continue
-        except (MaskError, FormatError) as exc:
-            report.errors.append((rel, str(exc)))
-            continue
-        if mask.shape != shape:
-            report.errors.append((rel, f"the mask is {mask.shape[1]}×{mask.shape[0]} but {entry.path} is "
-                                       f"{shape[1]}×{shape[0]}"))
-            continue
-        store(project, entry, mask, options, report, rel)
-    return report
+    files = steps.over(source_files(source, IMAGE_SUFFIXES))
+    return import_mask_files(project, files, lambda p: decode(read_binary(p), len(project.classes), options), options)
 
 
 def _import_per_class(project: Project, folders: dict[int, Path], options: ImportOptions, steps: Steps

@@ -16,11 +16,8 @@ import numpy as np
 
 from segstudio.core.atomic import SaveError
 from segstudio.core.formats.base import (
-    Claims,
     ExportOptions,
     ExportReport,
-    FormatError,
-    ImageMatcher,
     ImportOptions,
     ImportReport,
     ProgressFn,
@@ -28,12 +25,11 @@ from segstudio.core.formats.base import (
     check_output_dir,
     export_rel,
     exported_masks,
-    image_shape,
+    import_mask_files,
     source_files,
-    store,
 )
 from segstudio.core.image_io import ImageReadError, encode_mask_png, read_mask, sniff_format, write_mask
-from segstudio.core.masks import MaskError, apply_value_map
+from segstudio.core.masks import apply_value_map
 from segstudio.core.project import Project
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
@@ -79,31 +75,9 @@ def import_project(project: Project, source: Path, options: ImportOptions,
                    cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
                    ) -> ImportReport:
     """Read every index map under the folder ``source`` into the project's matching images."""
-    report = ImportReport()
-    matcher = ImageMatcher(project.images)
-    claims = Claims()
-    for rel, path in Steps(cancel, progress, "importing").over(source_files(source, SOURCE_SUFFIXES)):
-        entry = matcher.match(rel)
-        if entry is None:
-            report.unmatched.append(rel)
-            continue
-        if not claims.claim(entry, rel, report):
-            continue
-        try:
-            mask = decode(read_index_map(path), len(project.classes), options)
-            shape = image_shape(project, entry)
-        except ImageReadError as exc:
-            report.errors.append((rel, exc.reason))
-            continue
-        except (MaskError, FormatError) as exc:
-            report.errors.append((rel, str(exc)))
-            continue
-        if mask.shape != shape:
-            report.errors.append((rel, f"the mask is {mask.shape[1]}×{mask.shape[0]} but {entry.path} is "
-                                       f"{shape[1]}×{shape[0]}"))
-            continue
-        store(project, entry, mask, options, report, rel)
-    return report
+    files = Steps(cancel, progress, "importing").over(source_files(source, SOURCE_SUFFIXES))
+    n = len(project.classes)
+    return import_mask_files(project, files, lambda p: decode(read_index_map(p), n, options), options)
 
 
 def export_project(project: Project, out: Path, options: ExportOptions,

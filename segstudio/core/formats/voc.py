@@ -19,11 +19,9 @@ from PIL import Image
 from segstudio.core.atomic import SaveError, atomic_write_bytes
 from segstudio.core.classes import MAX_CLASSES_8BIT, UNLABELLED, ClassTable, voc_palette
 from segstudio.core.formats.base import (
-    Claims,
     ExportOptions,
     ExportReport,
     FormatError,
-    ImageMatcher,
     ImportOptions,
     ImportReport,
     ProgressFn,
@@ -31,12 +29,11 @@ from segstudio.core.formats.base import (
     check_output_dir,
     export_rel,
     exported_masks,
-    image_shape,
+    import_mask_files,
     source_files,
-    store,
 )
 from segstudio.core.image_io import ImageReadError, read_image, read_mask
-from segstudio.core.masks import MaskError, apply_value_map
+from segstudio.core.masks import apply_value_map
 from segstudio.core.project import Project
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
@@ -104,31 +101,8 @@ def import_project(project: Project, source: Path, options: ImportOptions,
                    cancel: CancelToken = NEVER_CANCELLED, progress: ProgressFn | None = None
                    ) -> ImportReport:
     """Read every VOC mask (``.png``) under the folder ``source`` into the matching images."""
-    report = ImportReport()
-    matcher = ImageMatcher(project.images)
-    claims = Claims()
-    for rel, path in Steps(cancel, progress, "importing").over(source_files(source, (".png",))):
-        entry = matcher.match(rel)
-        if entry is None:
-            report.unmatched.append(rel)
-            continue
-        if not claims.claim(entry, rel, report):
-            continue
-        try:
-            mask = read_voc(path, project.classes, options)
-            shape = image_shape(project, entry)
-        except ImageReadError as exc:
-            report.errors.append((rel, exc.reason))
-            continue
-        except (MaskError, FormatError) as exc:
-            report.errors.append((rel, str(exc)))
-            continue
-        if mask.shape != shape:
-            report.errors.append((rel, f"the mask is {mask.shape[1]}×{mask.shape[0]} but {entry.path} is "
-                                       f"{shape[1]}×{shape[0]}"))
-            continue
-        store(project, entry, mask, options, report, rel)
-    return report
+    files = Steps(cancel, progress, "importing").over(source_files(source, (".png",)))
+    return import_mask_files(project, files, lambda p: read_voc(p, project.classes, options), options)
 
 
 def export_project(project: Project, out: Path, options: ExportOptions,
