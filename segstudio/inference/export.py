@@ -2,7 +2,10 @@
 
 The export always goes through :func:`export_onnx`; :func:`onnx_parity`
 compares ONNX Runtime's logits with PyTorch's on inputs of sizes other than the
-traced one, so a shape frozen into the graph is caught.
+traced one, so a shape frozen into the graph is caught. :func:`export_verified`
+is what users get (``segstudio export-onnx``, the predictor's on-the-fly
+export): it refuses an export that is not the same function within float32
+rounding (see :class:`ParityReport`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,26 @@ import torch
 from torch import nn
 
 from segstudio.core.atomic import atomic_write_bytes
+from segstudio.inference.parity import (
+    PARITY_MIN_ARGMAX_AGREEMENT,
+    PARITY_RTOL,
+    ExportMismatchError,
+    ParityReport,
+)
+
+__all__ = [
+    "PARITY_MIN_ARGMAX_AGREEMENT",
+    "PARITY_RTOL",
+    "ExportMismatchError",
+    "ParityReport",
+    "check_export",
+    "export_onnx",
+    "export_onnx_bytes",
+    "export_verified",
+    "onnx_parity",
+    "parity_input",
+    "parity_shapes",
+]
 
 OPSET = 17
 INPUT_NAME = "image"
@@ -97,3 +120,70 @@ def onnx_parity(model: nn.Module, onnx_model: bytes | Path | str, shapes: Sequen
     finally:
         model.train(was_training)
     return worst
+
+
+def parity_shapes(in_channels: int, size_multiple: int) -> list[tuple[int, int, int, int]]:
+    """Two test shapes, neither the traced one, both multiples of the network's stride (one with batch 2)."""
+    b = max(32, size_multiple)
+    return [(1, in_channels, 4 * b, 5 * b), (2, in_channels, 3 * b, 6 * b)]
+
+
+def parity_input(shape: tuple[int, int, int, int], seed: int = 0) -> np.ndarray:
+    """A normalised image-like input: smooth random structure plus fine noise (float32, N×C×H×W).
+
+    Real images are mostly smooth regions and edges; pure white noise would
+    exercise the network far from where it is used.
+    """
+    n, c, h, w = shape
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(0.0, 1.0, (n, c, max(2, h // 16), max(2, w // 16))).astype(np.float32)
+    smooth = torch.nn.functional.interpolate(torch.from_numpy(coarse), size=(h, w), mode="bicubic",
+                                             align_corners=False).numpy()
+    return (smooth + rng.normal(0.0, 0.2, (n, c, h, w))).astype(np.float32)
+
+
+def check_export(model: nn.Module, onnx_model: bytes | Path | str,
+                 shapes: Sequence[tuple[int, int, int, int]], seed: int = 0) -> ParityReport:
+    """Run ONNX Runtime (CPU) and the PyTorch module on :func:`parity_input` inputs and compare."""
+    import onnxruntime as ort
+
+    src = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    input_name = sess.get_inputs()[0].name
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    max_abs, scale, agree, count = 0.0, 1.0, 0, 0
+    try:
+        for i, shape in enumerate(shapes):
+            x = parity_input(shape, seed + i)
+            with torch.inference_mode():
+                ref = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+            got = sess.run(None, {input_name: x})[0]
+            if got.shape != ref.shape:
+                raise ExportMismatchError(ParityReport(float("inf"), 1.0, 0.0, [tuple(shape)]))
+            max_abs = max(max_abs, float(np.abs(got.astype(np.float64) - ref).max()))
+            scale = max(scale, float(np.abs(ref).max()))
+            agree += int((got.argmax(1) == ref.argmax(1)).sum())
+            count += ref.shape[0] * ref.shape[2] * ref.shape[3]
+    finally:
+        model.train(was_training)
+    return ParityReport(max_abs, scale, agree / max(count, 1), [tuple(s) for s in shapes])
+
+
+def export_verified(model: nn.Module, in_channels: int, size_multiple: int,
+                    metadata: dict[str, str] | None = None,
+                    path: Path | str | None = None) -> tuple[bytes, ParityReport]:
+    """Export to ONNX, check it against PyTorch (:class:`ParityReport`) and only then write ``path``.
+
+    Raises :class:`ExportMismatchError` (and writes nothing) when the check fails.
+    """
+    data = export_onnx_bytes(model, in_channels=in_channels, metadata=metadata)
+    report = check_export(model, data, parity_shapes(in_channels, size_multiple))
+    if not report.ok:
+        raise ExportMismatchError(report)
+    if path is not None:
+        atomic_write_bytes(path, data)
+    return data, report

@@ -1,0 +1,116 @@
+"""``segstudio segment``: segment images and folders with a model file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from segstudio.cli import CliError
+from segstudio.core.tasks import format_eta
+
+if TYPE_CHECKING:
+    from segstudio.inference.batch import BatchEvent
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "segment",
+        help="segment images and folders with a model file",
+        description="Write OUT/<stem>.png class-index maps for the images (and folders of images) given, "
+        "keeping the folders' structure. Images already done are skipped, so an interrupted run resumes. "
+        "Files that fail are listed at the end; the exit status is 1 if any failed.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if needed)")
+    p.add_argument("--model", required=True, metavar="FILE", help="a .safetensors or .onnx model file")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto: PyTorch on CUDA if there is a GPU, else ONNX Runtime on the CPU (default)")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16",
+                   help="autocast precision on CUDA (default fp16)")
+    p.add_argument("--classes", metavar="A,B,C", help="class names, for an ONNX file without a segstudio card")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: flips × scales 0.5–2 (slower)")
+    p.add_argument("--overlay", action="store_true", help="also write OUT/<stem>.overlay.png colour overlays")
+    p.add_argument("--masks-per-class", action="store_true",
+                   help="also write a 0/255 mask per class (OUT/<stem>.mask-NN-<class>.png)")
+    p.add_argument("--recursive", action="store_true", help="also segment images in sub-folders")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="segment images again even if their outputs exist")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="images per network call (default: 16 on CUDA, 1 on CPU)")
+    p.add_argument("--tile-size", type=int, metavar="PX",
+                   help="window size for large images (default: 1024 on CUDA, 512 on CPU)")
+    p.add_argument("--workers", type=int, metavar="N", help="decode threads and encode threads (each)")
+    p.set_defaults(handler=run)
+
+
+class _Reporter:
+    """A progress bar with images/s and ETA on a terminal; a plain line every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def show(self, ev: BatchEvent) -> None:
+        now = time.monotonic()
+        rate = f"{ev.images_per_s:.1f} images/s" if ev.images_per_s else "- images/s"
+        text = (f"{ev.done}/{ev.total}  {rate}  ETA {format_eta(ev.eta_s)}"
+                + (f"  ({ev.skipped} skipped)" if ev.skipped else "")
+                + (f"  ({ev.failed} failed)" if ev.failed else ""))
+        if self.tty:
+            width = 30
+            filled = int(width * ev.done / ev.total) if ev.total else width
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\033[K", end="", file=self.stream, flush=True)
+            if ev.finished:
+                print(file=self.stream)
+        elif ev.finished or now - self.last >= 5.0 or ev.done == 0:
+            print(text, file=self.stream, flush=True)
+            self.last = now
+
+
+def run(args: argparse.Namespace) -> int:
+    from segstudio.core.tasks import Cancelled, CancelToken
+    from segstudio.inference.batch import BatchOptions, segment_folder
+    from segstudio.inference.model_file import ModelFileError
+    from segstudio.inference.predictor import Predictor
+    from segstudio.zoo import CardError
+
+    names = [n.strip() for n in args.classes.split(",")] if args.classes else None
+    try:
+        predictor = Predictor.from_file(args.model, backend=args.backend, device=args.device,
+                                        precision=args.precision, class_names=names, tile_size=args.tile_size)
+    except (ModelFileError, CardError, ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"model {args.model}: {predictor.card.arch}, {predictor.num_classes} classes; "
+          f"running on {predictor.backend.name}", file=sys.stderr)
+    for note in predictor.notes:
+        print(f"  {note}", file=sys.stderr)
+    options = BatchOptions(overlay=args.overlay, masks_per_class=args.masks_per_class, recursive=args.recursive,
+                           tta=args.tta, resume=args.resume, batch_size=args.batch_size,
+                           decode_workers=args.workers, encode_workers=args.workers)
+    reporter = _Reporter(sys.stderr)
+    cancel = CancelToken()
+    last = None
+    try:
+        for ev in segment_folder(args.inputs, args.output, predictor, options, cancel):
+            reporter.show(ev)
+            last = ev
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        cancel.cancel()
+        raise
+    except Cancelled:
+        return 130
+    assert last is not None
+    print(f"written {last.written}, skipped {last.skipped} (already done), failed {last.failed}"
+          + (f"; {last.images_per_s:.1f} images/s" if last.written else ""), file=sys.stderr)
+    if last.errors:
+        print("failed:", file=sys.stderr)
+        for err in last.errors:
+            print(f"  {err}", file=sys.stderr)
+        return 1
+    return 0

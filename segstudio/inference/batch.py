@@ -1,0 +1,305 @@
+"""Segment folders of images: pipelined, resumable, every failure reported and none fatal.
+
+:func:`segment_folder` is a generator of :class:`BatchEvent` s, driven by the
+CLI (``segstudio segment``) or by a GUI worker thread. Decoding runs in a pool
+of threads ahead of the network and encoding/writing in another pool behind it
+(OpenCV's PNG codecs release the GIL), so the network is not left waiting for
+PNG work. Equal-sized images go through the network ``batch_size`` at a time.
+
+Outputs for ``<input root>/<sub>/<stem>.<ext>`` (the input folder structure is
+kept under the output folder; a file named directly goes to the top):
+
+- ``OUT/<sub>/<stem>.png`` — the class-index map (uint8, or uint16 beyond 254 classes);
+- ``OUT/<sub>/<stem>.overlay.png`` — the classes' colours blended over the image (``overlay``);
+- ``OUT/<sub>/<stem>.mask-<NN>-<class>.png`` — 0/255 mask per class (``masks_per_class``).
+
+Every file is written atomically and the index map last, so an image whose
+outputs all exist is complete and is skipped when the run is repeated (resume).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.classes import ClassTable
+from segstudio.core.image_io import ImageReadError, LoadedImage, image_size, list_images, read_image, write_mask
+from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
+from segstudio.inference.predictor import Prediction, Predictor
+
+PREFETCH_PIXELS = 64_000_000
+"""Decoding stops running ahead once this many pixels are decoded but not yet segmented (one image always may)."""
+
+
+@dataclass(frozen=True)
+class FileError:
+    """One input that produced no output, and why."""
+
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class BatchOptions:
+    """What to write and how to run. ``None`` workers/batch size mean "pick for this machine"."""
+
+    overlay: bool = False
+    masks_per_class: bool = False
+    recursive: bool = False
+    tta: bool = False
+    resume: bool = True
+    overlay_alpha: float = 0.5
+    batch_size: int | None = None
+    decode_workers: int | None = None
+    encode_workers: int | None = None
+
+
+@dataclass
+class BatchEvent:
+    """Progress of a batch run. ``done`` counts written, skipped and failed files alike."""
+
+    done: int
+    total: int
+    written: int
+    skipped: int
+    failed: int
+    images_per_s: float
+    eta_s: float | None
+    errors: list[FileError] = field(default_factory=list)
+    """All failures so far."""
+    current: Path | None = None
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input image and the files it produces."""
+
+    source: Path
+    mask: Path
+    overlay: Path | None = None
+    class_masks: tuple[Path, ...] = ()
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (*self.class_masks, *((self.overlay,) if self.overlay else ()), self.mask)
+
+    def is_done(self) -> bool:
+        return all(p.is_file() for p in self.outputs)
+
+
+def safe_name(name: str) -> str:
+    """A class name made safe for a file name (letters, digits, ``-_.``; others become ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
+
+
+def _job(source: Path, folder: Path, classes: ClassTable, options: BatchOptions) -> Job:
+    stem = source.stem
+    overlay = folder / f"{stem}.overlay.png" if options.overlay else None
+    masks = tuple(folder / f"{stem}.mask-{c.index:02d}-{safe_name(c.name)}.png"
+                  for c in classes) if options.masks_per_class else ()
+    return Job(source, folder / f"{stem}.png", overlay, masks)
+
+
+def plan_jobs(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassTable,
+              options: BatchOptions) -> tuple[list[Job], list[FileError]]:
+    """The jobs for the inputs (files and folders), and inputs that cannot be planned.
+
+    Raises ``ValueError`` when the output folder is one of the input folders
+    (outputs would land among, and could overwrite, the inputs).
+    """
+    out = Path(out_dir).resolve()
+    jobs: list[Job] = []
+    errors: list[FileError] = []
+    claimed: dict[Path, Path] = {}
+
+    def add(job: Job) -> None:
+        clash = next((claimed[p] for p in job.outputs if p in claimed), None)
+        if clash is not None:
+            errors.append(FileError(job.source, f"its output {job.mask.name} would overwrite that of {clash}; "
+                                                "rename one of them or segment them separately"))
+            return
+        for p in job.outputs:
+            claimed[p] = job.source
+        jobs.append(job)
+
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            root = path.resolve()
+            if root == out:
+                raise ValueError(f"the output folder {out} is an input folder; choose another output folder")
+            for image in list_images(root, recursive=options.recursive):
+                if out in image.parents:  # earlier outputs inside a recursively scanned input folder
+                    continue
+                add(_job(image, out / image.relative_to(root).parent, classes, options))
+        elif path.is_file():
+            add(_job(path.resolve(), out, classes, options))
+        else:
+            errors.append(FileError(path, "no such file or folder"))
+    return jobs, errors
+
+
+def _overlay(display: np.ndarray, labels: np.ndarray, lut: np.ndarray, alpha: float) -> np.ndarray:
+    colour = lut[labels]
+    return cv2.addWeighted(display, 1.0 - alpha, colour, alpha, 0.0)
+
+
+def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: ClassTable, alpha: float) -> None:
+    """Write a job's files (index map last). Runs in an encoder thread."""
+    job.mask.parent.mkdir(parents=True, exist_ok=True)
+    for c, path in zip(classes, job.class_masks):
+        write_mask(path, np.where(pred.labels == c.index, np.uint8(255), np.uint8(0)))
+    if job.overlay is not None:
+        ov = _overlay(image.display, pred.labels, classes.lut_rgb(), alpha)
+        ok, buf = cv2.imencode(".png", ov[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise ValueError("PNG encoding of the overlay failed")
+        atomic_write_bytes(job.overlay, buf.tobytes())
+    write_mask(job.mask, pred.labels)
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor: Predictor,
+                   options: BatchOptions | None = None, cancel: CancelToken | None = None) -> Iterator[BatchEvent]:
+    """Segment every image of ``inputs`` (files and folders) into ``out_dir``; yield progress events.
+
+    Failures (unreadable image, wrong channel count, write error, …) are
+    collected per file and never stop the run. When ``cancel`` is set, the
+    images already segmented are written, then
+    :class:`~segstudio.core.tasks.Cancelled` is raised. The last event has
+    ``finished=True``.
+    """
+    opts = options or BatchOptions()
+    cancel = cancel or NEVER_CANCELLED
+    classes = predictor.card.classes
+    jobs, errors = plan_jobs(inputs, out_dir, classes, opts)
+    total = len(jobs) + len(errors)
+    todo = [j for j in jobs if not (opts.resume and j.is_done())]
+    skipped = len(jobs) - len(todo)
+    written = 0
+    t_start: float | None = None
+
+    def event(current: Path | None = None, finished: bool = False) -> BatchEvent:
+        done = written + skipped + len(errors)
+        rate = 0.0
+        if t_start is not None and written:
+            rate = written / max(time.perf_counter() - t_start, 1e-9)
+        eta = (total - done) / rate if rate > 0 else (0.0 if done == total else None)
+        return BatchEvent(done, total, written, skipped, len(errors), rate, eta, list(errors), current, finished)
+
+    yield event()
+    batch_size = max(1, opts.batch_size or predictor.backend.batch_size)
+    decode_n = opts.decode_workers or default_workers()
+    encode_n = opts.encode_workers or default_workers()
+    decoder = cf.ThreadPoolExecutor(decode_n, thread_name_prefix="segment-decode")
+    encoder = cf.ThreadPoolExecutor(encode_n, thread_name_prefix="segment-encode")
+    decoding: collections.deque[tuple[Job, int, cf.Future[LoadedImage]]] = collections.deque()
+    encoding: collections.deque[tuple[Job, cf.Future[None]]] = collections.deque()
+    queued = iter(todo)
+    exhausted = False
+    pending_pixels = 0
+
+    def refill() -> None:
+        nonlocal exhausted, pending_pixels
+        while not exhausted and len(decoding) < 2 * batch_size + decode_n and (
+                not decoding or pending_pixels < PREFETCH_PIXELS):
+            job = next(queued, None)
+            if job is None:
+                exhausted = True
+                return
+            try:
+                h, w = image_size(job.source)
+            except (ImageReadError, OSError):
+                h = w = 0  # decoding will report the problem
+            pending_pixels += h * w
+            decoding.append((job, h * w, decoder.submit(read_image, job.source)))
+
+    def collect(block: bool) -> None:
+        nonlocal written
+        while encoding and (block or encoding[0][1].done() or len(encoding) > 2 * encode_n + batch_size):
+            job, fut = encoding.popleft()
+            try:
+                fut.result()
+                written += 1
+            except Exception as exc:  # a write error is this file's failure, not the run's
+                errors.append(FileError(job.source, f"could not write the result: {exc}"))
+
+    def run_batch(batch: list[tuple[Job, LoadedImage]]) -> None:
+        nonlocal t_start
+        if t_start is None:
+            t_start = time.perf_counter()
+        try:
+            preds = predictor.predict_batch([im for _, im in batch], tta=opts.tta, cancel=cancel)
+            results = list(zip(batch, preds))
+        except Cancelled:
+            raise
+        except Exception as exc:  # e.g. a wrong channel count, or out of memory on one huge image
+            if len(batch) == 1:
+                errors.append(FileError(batch[0][0].source, f"segmentation failed: {exc}"))
+                return
+            # One bad image should not fail its batch-mates: retry them one at a time.
+            for item in batch:
+                run_batch([item])
+            return
+        for (job, image), pred in results:
+            encoding.append((job, encoder.submit(write_outputs, job, image, pred, classes, opts.overlay_alpha)))
+        collect(block=False)
+
+    try:
+        batch: list[tuple[Job, LoadedImage]] = []
+        refill()
+        while decoding:
+            if cancel.cancelled:
+                break
+            job, pixels, fut = decoding.popleft()
+            try:
+                image = fut.result()
+            except ImageReadError as exc:
+                errors.append(FileError(job.source, exc.reason))
+                image = None
+            except Exception as exc:  # the decoders must never take the run down
+                errors.append(FileError(job.source, f"could not read the image: {exc}"))
+                image = None
+            pending_pixels -= pixels
+            refill()
+            if image is not None:
+                if batch and (image.data.shape != batch[0][1].data.shape
+                              or image.data.dtype != batch[0][1].data.dtype):
+                    run_batch(batch)
+                    batch = []
+                batch.append((job, image))
+            if batch and (len(batch) >= batch_size or not decoding):
+                current = batch[-1][0].source
+                run_batch(batch)
+                batch = []
+                yield event(current)
+            elif image is None:
+                yield event(job.source)
+        if batch and not cancel.cancelled:
+            run_batch(batch)
+        collect(block=True)
+        cancel.raise_if_cancelled()
+        yield event(finished=True)
+    finally:
+        for _, _, fut in decoding:
+            fut.cancel()
+        decoder.shutdown(wait=True, cancel_futures=True)
+        collect(block=True)  # what was segmented is written, even when cancelled
+        encoder.shutdown(wait=True)
