@@ -33,9 +33,9 @@ class CliError(Exception):
 def _commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     # One module per command group; each exposes add(subparsers). Imported here,
     # not at module top, so that the modules may import CliError from this package.
-    from segstudio.cli import export_onnx, formats, import_checkpoint, models, segment
+    from segstudio.cli import export_onnx, formats, import_checkpoint, models, segment, train
 
-    return [models.add, segment.add, export_onnx.add, import_checkpoint.add, formats.add]
+    return [models.add, segment.add, train.add, export_onnx.add, import_checkpoint.add, formats.add]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,195 @@
+"""On-the-fly augmentation: random scale, rotation and flips folded into one affine warp, crop with
+ignore-labelled padding, and photometric jitter.
+
+Every geometric change of one sample (scale in ``scale_range``, optional small
+rotation, quarter turns and flips, crop position) is one 2×3 matrix that maps
+an output (crop) pixel to a source pixel, drawn by :func:`draw_params`. Two
+executors apply it identically:
+
+- :func:`warp_sample` on the CPU: ``cv2.warpAffine`` (bilinear for the image,
+  nearest for the label), so a crop costs one pass over the *crop*, not over
+  the rescaled full image;
+- :func:`warp_batch_torch` on any torch device (the CUDA path: the source
+  images live on the GPU and a batch is warped there with ``grid_sample``, so
+  two CPU cores do not starve the GPU).
+
+Pixels that fall outside the source image (padding) get the label "not
+labelled" and image value 0; the loss ignores them. Photometric jitter
+(brightness, contrast, saturation) runs on the batch as a torch tensor in both
+paths (:func:`photometric_jitter`), after the warp and before normalisation.
+
+Pixel-centre convention: source pixel ``i`` covers ``[i - 0.5, i + 0.5]``, so a
+pure scale by ``s`` maps output pixel ``x`` to ``(x + 0.5) / s - 0.5``, which
+matches ``cv2.resize`` and ``F.interpolate(align_corners=False)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """What to randomise. Defaults follow the usual street-scene recipe (mmseg): scale 0.5–2, h-flip."""
+
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    hflip: bool = True
+    vflip: bool = False
+    """Vertical flips and quarter turns suit images without an up (microscopy, aerial), not street scenes."""
+    rot90: bool = False
+    rotate_deg: float = 0.0
+    """Maximum random rotation in degrees (uniform in ±rotate_deg)."""
+    brightness: float = 0.125
+    """Maximum brightness shift as a fraction of the value range."""
+    contrast: float = 0.25
+    """Contrast factor drawn from 1 ± contrast."""
+    saturation: float = 0.25
+    """Saturation factor drawn from 1 ± saturation (RGB images only)."""
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must be 0 < low <= high, got {self.scale_range}")
+        if self.rotate_deg < 0 or min(self.brightness, self.contrast, self.saturation) < 0:
+            raise ValueError("rotation and jitter amounts must not be negative")
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """The random draw for one sample: the crop→source affine and the photometric factors."""
+
+    matrix: np.ndarray
+    """2×3 float64: source (x, y) = matrix @ (crop x, crop y, 1), in pixel units."""
+    brightness: float
+    contrast: float
+    saturation: float
+
+
+def draw_params(rng: np.random.Generator, src_hw: tuple[int, int], crop_hw: tuple[int, int],
+                cfg: AugmentConfig) -> SampleParams:
+    """Draw one sample's augmentation for a source of ``src_hw`` cropped to ``crop_hw`` (height, width).
+
+    The crop is placed uniformly over the scaled, rotated image's bounding box;
+    when that box is smaller than the crop, the image lands at a random place
+    inside the crop and the rest is padding.
+    """
+    H, W = src_hw
+    ch, cw = crop_hw
+    lo, hi = cfg.scale_range
+    s = float(rng.uniform(lo, hi)) if hi > lo else lo
+    angle = float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)) if cfg.rotate_deg > 0 else 0.0
+    if cfg.rot90:
+        angle += 90.0 * int(rng.integers(4))
+    fx = -1.0 if cfg.hflip and rng.random() < 0.5 else 1.0
+    fy = -1.0 if cfg.vflip and rng.random() < 0.5 else 1.0
+    t = math.radians(angle)
+    cos, sin = math.cos(t), math.sin(t)
+    # forward (source → crop): q = s · R · F · (p - c_src) + c_dst + offset
+    rf = np.array([[cos * fx, -sin * fy], [sin * fx, cos * fy]])
+    a = s * rf
+    box_w = s * (abs(cos) * W + abs(sin) * H)
+    box_h = s * (abs(sin) * W + abs(cos) * H)
+    off_x = float(rng.uniform(-1, 1)) * abs(box_w - cw) / 2
+    off_y = float(rng.uniform(-1, 1)) * abs(box_h - ch) / 2
+    c_src = np.array([(W - 1) / 2, (H - 1) / 2])
+    c_dst = np.array([(cw - 1) / 2 + off_x, (ch - 1) / 2 + off_y])
+    inv = np.linalg.inv(a)
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = inv
+    matrix[:, 2] = c_src - inv @ c_dst
+    return SampleParams(
+        matrix=matrix,
+        brightness=float(rng.uniform(-cfg.brightness, cfg.brightness)),
+        contrast=float(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast)),
+        saturation=float(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation)),
+    )
+
+
+def warp_sample(image: np.ndarray, label: np.ndarray, params: SampleParams, crop_hw: tuple[int, int],
+                ignore_value: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``params`` on the CPU: (crop image H×W×C in the source dtype, crop label H×W).
+
+    Padding is 0 in the image and ``ignore_value`` in the label.
+    """
+    ch, cw = crop_hw
+    flags_img = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    flags_lab = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    img = cv2.warpAffine(image, params.matrix, (cw, ch), flags=flags_img, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    lab = cv2.warpAffine(label, params.matrix, (cw, ch), flags=flags_lab, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=ignore_value)
+    return img, lab
+
+
+def normalized_theta(matrix: np.ndarray, src_hw: tuple[int, int], crop_hw: tuple[int, int]) -> np.ndarray:
+    """The pixel-unit crop→source affine as ``F.affine_grid``'s theta (normalised, align_corners=False)."""
+    H, W = src_hw
+    ch, cw = crop_hw
+    m = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    # crop pixel from normalised: x = ((u + 1) · cw - 1) / 2
+    from_norm = np.array([[cw / 2, 0, (cw - 1) / 2], [0, ch / 2, (ch - 1) / 2], [0, 0, 1]])
+    # normalised source from pixel: u = (2x + 1) / W - 1
+    to_norm = np.array([[2 / W, 0, 1 / W - 1], [0, 2 / H, 1 / H - 1], [0, 0, 1]])
+    return (to_norm @ m @ from_norm)[:2]
+
+
+def warp_batch_torch(images: list[Tensor], labels: list[Tensor], params: list[SampleParams],
+                     crop_hw: tuple[int, int], ignore_value: int) -> tuple[Tensor, Tensor]:
+    """Apply ``params`` on the tensors' device: images C×H×W (any dtype), labels H×W (integers).
+
+    Returns (N×C×h×w float32 in the images' value range, N×h×w int64 labels with
+    padding = ``ignore_value``). Samples whose sources share a size are warped in
+    one ``grid_sample`` call.
+    """
+    n = len(images)
+    if not n or len(labels) != n or len(params) != n:
+        raise ValueError("need one label and one parameter set per image")
+    device = images[0].device
+    ch, cw = crop_hw
+    out_img = torch.empty((n, images[0].shape[0], ch, cw), dtype=torch.float32, device=device)
+    out_lab = torch.empty((n, ch, cw), dtype=torch.int64, device=device)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(tuple(im.shape), []).append(i)
+    for shape, members in groups.items():
+        src_hw = (shape[1], shape[2])
+        theta = torch.from_numpy(np.stack([normalized_theta(params[i].matrix, src_hw, crop_hw)
+                                           for i in members])).float().to(device)
+        grid = F.affine_grid(theta, [len(members), 1, ch, cw], align_corners=False)
+        src = torch.stack([images[i] for i in members]).float()
+        out_img[members] = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # labels + 1 so that zero padding reads as "outside" (classes ≤ 65535 are exact in float32)
+        lab = torch.stack([labels[i] for i in members]).float().add_(1).unsqueeze(1)
+        warped = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        warped = warped.squeeze(1).round_().long().sub_(1)
+        out_lab[members] = torch.where(warped < 0, ignore_value, warped)
+    return out_img, out_lab
+
+
+def photometric_jitter(x: Tensor, params: list[SampleParams], value_max: float) -> Tensor:
+    """Brightness, contrast and (RGB) saturation per sample on an N×C×H×W float batch in 0..value_max.
+
+    Contrast scales around each image's mean; saturation mixes each pixel with
+    its gray value. The result is clipped to the value range.
+    """
+    n = x.shape[0]
+    dev = x.device
+    b = torch.tensor([p.brightness for p in params], dtype=x.dtype, device=dev).view(n, 1, 1, 1) * value_max
+    c = torch.tensor([p.contrast for p in params], dtype=x.dtype, device=dev).view(n, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * c + mean + b
+    if x.shape[1] == 3:
+        s = torch.tensor([p.saturation for p in params], dtype=x.dtype, device=dev).view(n, 1, 1, 1)
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=dev).view(1, 3, 1, 1)
+        gray = (x * w).sum(1, keepdim=True)
+        x = gray + (x - gray) * s
+    return x.clamp_(0.0, value_max)
