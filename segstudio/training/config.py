@@ -83,6 +83,8 @@ class TrainConfig:
     val_every_steps: int | None = None
     early_stopping_patience: int | None = None
     """Stop after this many validations without a new best mIoU."""
+    early_stopping_min_delta: float = 0.0
+    """A validation counts as a new best only when it beats the best by more than this."""
 
     # hardware
     device: str = "auto"

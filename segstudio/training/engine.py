@@ -377,7 +377,7 @@ class _Run:
         per_class = metrics.as_dict(self.data.classes.names)["per_class_iou"]
         if samples is None and not np.isnan(miou):
             s.val_history.append((s.step, float(miou)))
-            if s.best_miou is None or miou > s.best_miou:
+            if s.best_miou is None or miou > s.best_miou + self.cfg.early_stopping_min_delta:
                 s.best_miou = float(miou)
                 s.best_step = s.step
                 s.best_per_class = per_class

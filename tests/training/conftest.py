@@ -16,6 +16,7 @@ from segstudio.training.data import TrainData, make_sample, sparsify
 torch.set_num_threads(1)
 
 CLASSES = ["background", "blob"]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def blob_scene(rng: np.random.Generator, h: int = 48, w: int = 64, channels: int = 3

@@ -23,7 +23,7 @@ from tests.training.conftest import CLASSES, blob_data, make_folders, make_proje
 
 
 def tiny_config(tmp_path: Path, **kw: Any) -> TrainConfig:
-    base: dict[str, Any] = dict(arch="unet", options={"base_width": 4}, steps=12, batch_size=2,
+    base: dict[str, Any] = dict(arch="unet", options={"base_width": 8}, steps=12, batch_size=2,
                                 crop_stages=((0.0, 32),), lr=5e-3, loss_stages=((0.0, "ce+dice"),),
                                 augment=AugmentConfig(scale_range=(0.8, 1.2)), output_dir=str(tmp_path / "run"),
                                 threads=1, val_every_epochs=0.0, log_every_s=0.0)
@@ -38,7 +38,7 @@ def run(config: TrainConfig, data: Any, cancel: CancelToken | None = None) -> li
 def base_model(path: Path, classes: list[str] = CLASSES) -> Path:
     torch.manual_seed(0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = nets.create("unet", num_classes=len(classes), base_width=4)
+    model = nets.create("unet", num_classes=len(classes), base_width=8)
     card = ModelCard(arch="unet", classes=ClassTable.from_names(classes), options=dict(model.segstudio_options),
                      name="cells", history=[{"event": "trained", "when": "2024-01-01T00:00:00+00:00"}])
     return save_model(path, model, card)
@@ -171,8 +171,9 @@ def test_frozen_encoder_does_not_move(tmp_path: Path) -> None:
 
 def test_early_stopping(tmp_path: Path) -> None:
     images, masks = make_folders(tmp_path / "data", n=12)
-    cfg = tiny_config(tmp_path, steps=100, val_every_steps=1, early_stopping_patience=2, lr=1e-12,
-                      schedule="constant")
+    # no validation can beat the first by 0.5: the third one stops the run
+    cfg = tiny_config(tmp_path, steps=100, val_every_steps=1, early_stopping_patience=2,
+                      early_stopping_min_delta=0.5)
     events = run(cfg, FolderData(str(images), str(masks), classes=tuple(CLASSES)))
     assert events[-1].kind == "finished" and "early stop" in events[-1].message
     assert events[-1].step == 3
