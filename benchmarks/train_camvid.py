@@ -15,7 +15,8 @@ command with a checkpoint, ``--resume`` continues it (the schedule is set by
 the sum over all sessions.
 
     PYTHONPATH=. python benchmarks/train_camvid.py --net fastscnn --epochs 600 --minutes 9 -o runs/camvid-fastscnn
-    PYTHONPATH=. python benchmarks/train_camvid.py --net fastscnn --epochs 600 --minutes 9 -o runs/camvid-fastscnn --resume
+    PYTHONPATH=. python benchmarks/train_camvid.py --net fastscnn --epochs 600 --minutes 9 \
+        -o runs/camvid-fastscnn --resume
     PYTHONPATH=. python benchmarks/train_camvid.py --device cpu --limit 4 --epochs 1 --crop 64 --batch-size 2  # tiny
 """
 

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print("|---|---|---:|---:|---:|")
     for r in rows:
         mem = f"{r['peak_memory_gib']:.2f} GiB" if "peak_memory_gib" in r else "-"
-        print(f"| {r['network']} | {r.get('gpu', r['device'])} | {r['images_per_s']:.1f} | {r['step_ms']:.0f} | {mem} |")
+        device = r.get("gpu", r["device"])
+        print(f"| {r['network']} | {device} | {r['images_per_s']:.1f} | {r['step_ms']:.0f} | {mem} |")
     if args.json:
         atomic_write_text(args.json, json.dumps(rows, indent=2))
     return rows

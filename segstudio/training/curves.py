@@ -97,8 +97,9 @@ def render_curves(steps: Sequence[int], losses: Sequence[float], val_steps: Sequ
     bottom = (_MARGIN_L, _MARGIN_T + half + 30, _W - _MARGIN_R, _H - _MARGIN_B)
     s = np.asarray(steps, float)
     loss = np.asarray(losses, float)
+    alpha = min(0.3, max(0.01, 10 / max(1, len(loss))))  # about the last 10 % of a run's steps
     _panel(img, top, "training loss (grey: per step, blue: smoothed)", [s, s],
-           [loss, smooth(loss, min(0.3, max(0.01, 10 / max(1, len(loss))))) if len(loss) else loss], [(190, 190, 190), (200, 80, 20)], xr)
+           [loss, smooth(loss, alpha) if len(loss) else loss], [(190, 190, 190), (200, 80, 20)], xr)
     _panel(img, bottom, "validation mIoU" if len(val_miou) else "validation mIoU (no validation set)",
            [np.asarray(val_steps, float)], [np.asarray(val_miou, float)], [(40, 150, 40)], xr, (0.0, 1.0),
            markers=True)
