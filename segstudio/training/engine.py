@@ -88,10 +88,28 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    for name in probes:
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except RuntimeError:
+            continue
+    return False
+
+
 def resolve_precision(config: TrainConfig, device: torch.device) -> str:
+    """The autocast precision of a run: ``auto`` is bf16 (or fp16) on CUDA and fp32 on the CPU."""
     if device.type != "cuda":
-        if config.precision in ("bf16", "fp16"):
-            raise ValueError(f"{config.precision} mixed precision is for CUDA; the CPU trains in fp32")
+        if config.precision == "fp16":
+            raise ValueError("fp16 mixed precision is for CUDA; the CPU trains in fp32 or bf16")
+        if config.precision == "bf16" and not cpu_has_native_bf16():
+            raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 would be slower; use fp32")
+        if config.precision == "bf16" or (config.precision == "auto" and config.cpu_bf16 and cpu_has_native_bf16()):
+            return "bf16"
         return "fp32"
     if config.precision == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -155,7 +173,8 @@ class _Run:
                                      config.ohem_thresh, config.ohem_min_kept)
                        for _, text in self.loss_stages.items}
         maker = InputMaker(self.net.card.normalization, self.net.card.in_channels, self.device, self.channels_last)
-        if self.cuda:
+        on_device = config.augment_on_device if config.augment_on_device is not None else self.cuda
+        if on_device:
             self.batcher: CpuBatcher | DeviceBatcher = DeviceBatcher(
                 data.train, config.batch_size, config.augment, maker, data.ignore_index, config.seed, self.device,
                 config.jitter)
@@ -327,7 +346,7 @@ class _Run:
         batch = self.batcher.get(s.step, crop)
         torch.manual_seed(cfg.seed * 1_000_003 + s.step)  # dropout & co. depend on the step only (resumable)
         if self.autocast is not None:
-            with torch.autocast("cuda", dtype=self.autocast):
+            with torch.autocast(self.device.type, dtype=self.autocast):
                 outputs = self.model(batch.x)
         else:
             outputs = self.model(batch.x)

@@ -165,3 +165,36 @@ def test_gray_images_feed_an_rgb_network_and_back() -> None:
     mean = torch.tensor(IMAGENET.mean).view(1, 3, 1, 1)
     raw = x * std + mean
     assert torch.allclose(raw[:, 0], raw[:, 1], atol=1e-5)
+
+
+def test_device_batcher_matches_the_cpu_batcher() -> None:
+    """The CUDA path's batcher, run on CPU tensors: same members, same geometry, padding ignored."""
+    import torch
+
+    from segstudio.training.batches import DeviceBatcher
+
+    data = blob_data(n=3, sparse=0.5)
+    maker = InputMaker(IMAGENET, 3, torch.device("cpu"), False)
+    aug = AugmentConfig(scale_range=(0.5, 0.7))
+    cpu = CpuBatcher(data.train, 2, aug, maker, 255, seed=3)
+    dev = DeviceBatcher(data.train, 2, aug, maker, 255, seed=3, device=torch.device("cpu"))
+    try:
+        a, b = cpu.get(4, (64, 80)), dev.get(4, (64, 80))
+    finally:
+        cpu.close()
+        dev.close()
+    assert a.x.shape == b.x.shape and a.y.shape == b.y.shape and b.y.dtype == torch.int64
+    assert (a.y == b.y).float().mean() > 0.97
+    assert (b.y == 255).float().mean() > 0.5  # shrunk images: mostly padding (and unpainted pixels)
+    assert (a.x - b.x).abs().median() < 0.05
+    assert torch.equal(a.complete, b.complete)
+
+
+def test_engine_with_device_augmentation(tmp_path: Path) -> None:
+    from segstudio.training.config import TrainConfig
+    from segstudio.training.engine import train
+
+    cfg = TrainConfig(arch="unet", options={"base_width": 8}, steps=3, batch_size=2, crop_stages=((0.0, 32),),
+                      augment_on_device=True, output_dir=str(tmp_path), threads=1)
+    events = list(train(cfg, blob_data(n=2)))
+    assert events[-1].kind == "finished" and all(e.loss is not None for e in events if e.kind == "step")

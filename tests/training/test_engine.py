@@ -15,7 +15,7 @@ from segstudio.inference.model_file import load_card, load_model, save_model
 from segstudio.training.augment import AugmentConfig
 from segstudio.training.config import TrainConfig
 from segstudio.training.data import FolderData, ProjectData, TrainData
-from segstudio.training.engine import TrainEvent, train
+from segstudio.training.engine import TrainEvent, cpu_has_native_bf16, train
 from segstudio.training.netsetup import encoder_parameter_names
 from segstudio.training.outputs import CHECKPOINT_NAME, load_checkpoint, next_version_path
 from segstudio.zoo import ModelCard
@@ -204,7 +204,17 @@ def test_bad_settings_are_refused_before_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="loss"):
         run(tiny_config(tmp_path, loss_stages=((0.0, "hinge"),)), blob_data(n=1))
     with pytest.raises(ValueError, match="CUDA"):
-        run(tiny_config(tmp_path, precision="bf16"), blob_data(n=1))
+        run(tiny_config(tmp_path, precision="fp16"), blob_data(n=1))
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_autocast_on_a_cpu_that_has_it(tmp_path: Path) -> None:
+    events = run(tiny_config(tmp_path, precision="auto", cpu_bf16=True, channels_last=True, steps=20),
+                 blob_data(n=3))
+    assert "(bf16)" in events[1].message
+    losses = [e.loss for e in events if e.kind == "step"]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert load_card(events[-1].model_path).recipe["cpu_bf16"] is True
 
 
 def test_config_json_round_trip() -> None:
