@@ -281,11 +281,16 @@ class _Run:
 
     def events(self) -> Iterator[TrainEvent]:
         cfg, s = self.cfg, self.state
-        notes = "; ".join(self.net.notes)
+        notes = list(self.net.notes)
+        if self.data.skipped:
+            notes.append(f"{len(self.data.skipped)} file(s) skipped: {'; '.join(self.data.skipped[:3])}"
+                         + (" …" if len(self.data.skipped) > 3 else ""))
         start = self._event("started", message=(
             f"{self.net.card.arch} on {self.device.type} ({self.precision}), {len(self.data.train)} training "
-            f"images, {self.data.val_source or 'no validation set'}" + (f"; {notes}" if notes else "")))
+            f"images, {self.data.val_source or 'no validation set'}" + "".join(f"; {n}" for n in notes)))
         self._log(start)
+        if self.data.skipped:
+            self.log.add({"skipped": self.data.skipped})
         yield start
         s.last_checkpoint = time.monotonic()
         frozen = False

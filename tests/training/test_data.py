@@ -49,6 +49,13 @@ def test_project_skips_unreadable_images(tmp_path: Path) -> None:
     data = load_data(ProjectData(str(project.root)))
     assert [s.name for s in data.train] == ["img0.png"]
     assert len(data.skipped) == 1 and "img1.png" in data.skipped[0]
+    from segstudio.training.config import TrainConfig
+    from segstudio.training.engine import train
+
+    cfg = TrainConfig(arch="unet", options={"base_width": 8}, steps=1, batch_size=1, crop_stages=((0.0, 32),),
+                      output_dir=str(tmp_path / "run"), threads=1)
+    events = list(train(cfg, ProjectData(str(project.root))))
+    assert "1 file(s) skipped: img1.png" in events[1].message  # the user hears about it
 
 
 def test_project_without_labels_is_a_clear_error(tmp_path: Path) -> None:
