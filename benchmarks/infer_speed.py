@@ -51,6 +51,20 @@ def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
     return statistics.median(times) * 1000
 
 
+def _paired_ms(a: Callable[[], Any], b: Callable[[], Any], repeat: int, warmup: int = 2) -> tuple[float, float]:
+    """Median ms of ``a`` and of ``b``, timed alternately so that a busy machine slows both alike."""
+    for _ in range(warmup):
+        a()
+        b()
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, times in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(ta) * 1000, statistics.median(tb) * 1000
+
+
 def _options(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in filter(None, text.split(",")):
@@ -92,7 +106,8 @@ def part_cpu(nets_: list[str], size: int, threads: int, repeat: int, options: di
     from segstudio.nets import available
 
     torch.set_num_threads(threads)
-    print(f"\n## CPU, {threads} threads, 1×3×{size}×{size}, median of {repeat} (torch {torch.__version__}, "
+    print(f"\n## CPU, {threads} threads, 1×3×{size}×{size}, median of {repeat}, torch and ORT timed alternately "
+          f"(torch {torch.__version__}, "
           f"onnxruntime {__import__('onnxruntime').__version__})\n")
     print("| network | params | torch eager ms | ORT ms | ORT speed-up | predict torch ms | predict ORT ms "
           "| max abs diff | rel. diff | arg-max agree |")
@@ -114,16 +129,15 @@ def part_cpu(nets_: list[str], size: int, threads: int, repeat: int, options: di
             with torch.inference_mode():
                 return model(xt)
 
-        t_torch = _median_ms(run_torch, repeat)
-        t_ort = _median_ms(lambda ort=ort, x=x: ort.forward(x), repeat)
+        t_torch, t_ort = _paired_ms(run_torch, lambda ort=ort, x=x: ort.forward(x), repeat)
         report = check_export(model, data, [(1, 3, size, size)])
         card = _card(model, name, 11)
         from segstudio.inference.backend import Backend
         from segstudio.inference.torch_backend import TorchBackend
 
         backends: list[Backend] = [TorchBackend(model, "cpu"), ort]
-        preds = [Predictor(b, card, size_multiple=size_multiple_for(card)) for b in backends]
-        p_torch, p_ort = (_median_ms(lambda p=p: p.predict(image), repeat) for p in preds)
+        pt, po = (Predictor(b, card, size_multiple=size_multiple_for(card)) for b in backends)
+        p_torch, p_ort = _paired_ms(lambda pt=pt: pt.predict(image), lambda po=po: po.predict(image), repeat)
         print(f"| {name} | {params / 1e6:.2f} M | {t_torch:.1f} | {t_ort:.1f} | {t_torch / t_ort:.2f}× "
               f"| {p_torch:.1f} | {p_ort:.1f} | {report.max_abs:.2e} | {report.relative:.1e} "
               f"| {report.argmax_agreement:.4%} |")
