@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val-every", type=float, default=10.0, help="validate every so many epochs (default 10)")
     ap.add_argument("--ema", type=float, help="EMA decay of the weights (off by default)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                    help="auto: bf16/fp16 on CUDA, fp32 on the CPU; bf16 also on a CPU with native bf16")
+    ap.add_argument("--channels-last", action="store_true", help="NHWC layout on the CPU too (always on CUDA)")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--workers", type=int, default=2, help="CPU augmentation threads (CPU runs only)")
     ap.add_argument("--minutes", type=float, help="end this session after so long with a checkpoint")
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = scratch_recipe(args.net, args.epochs, options=options, batch_size=args.batch_size, lr=args.lr,
                          crop_stages=crop_stages(args.crop), val_every_epochs=args.val_every, ema_decay=args.ema,
                          device=args.device, precision=args.precision, threads=args.threads, workers=args.workers,
+                         channels_last=True if args.channels_last else None,
                          seed=args.seed, output_dir=str(out), model_name=f"camvid-{args.net}", resume=args.resume,
                          session_seconds=args.minutes * 60 if args.minutes else None, checkpoint_every_s=120.0)
     spec = FolderData(str(root / "train"), str(root / "trainannot"), classes=("camvid",), value_map=("11=void",),
