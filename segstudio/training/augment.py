@@ -130,6 +130,15 @@ def warp_sample(image: np.ndarray, label: np.ndarray, params: SampleParams, crop
     return img, lab
 
 
+def host_to(array: np.ndarray, device: torch.device) -> Tensor:
+    """A small host array on ``device``. On CUDA the copy goes through pinned memory without blocking: a copy
+    from ordinary (pageable) memory would first wait for all queued GPU work, stalling the training step."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t
+
+
 def normalized_theta(matrix: np.ndarray, src_hw: tuple[int, int], crop_hw: tuple[int, int]) -> np.ndarray:
     """The pixel-unit crop→source affine as ``F.affine_grid``'s theta (normalised, align_corners=False)."""
     H, W = src_hw
@@ -162,16 +171,21 @@ def warp_batch_torch(images: list[Tensor], labels: list[Tensor], params: list[Sa
         groups.setdefault(tuple(im.shape), []).append(i)
     for shape, members in groups.items():
         src_hw = (shape[1], shape[2])
-        theta = torch.from_numpy(np.stack([normalized_theta(params[i].matrix, src_hw, crop_hw)
-                                           for i in members])).float().to(device)
+        theta = host_to(np.stack([normalized_theta(params[i].matrix, src_hw, crop_hw)
+                                  for i in members]).astype(np.float32), device)
         grid = F.affine_grid(theta, [len(members), 1, ch, cw], align_corners=False)
         src = torch.stack([images[i] for i in members]).float()
-        out_img[members] = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        img = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         # labels + 1 so that zero padding reads as "outside" (classes ≤ 65535 are exact in float32)
         lab = torch.stack([labels[i] for i in members]).float().add_(1).unsqueeze(1)
         warped = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros", align_corners=False)
         warped = warped.squeeze(1).round_().long().sub_(1)
-        out_lab[members] = torch.where(warped < 0, ignore_value, warped)
+        warped = torch.where(warped < 0, ignore_value, warped)
+        if len(groups) == 1:
+            return img, warped
+        index = host_to(np.asarray(members, np.int64), device)
+        out_img[index] = img
+        out_lab[index] = warped
     return out_img, out_lab
 
 
@@ -182,14 +196,12 @@ def photometric_jitter(x: Tensor, params: list[SampleParams], value_max: float) 
     its gray value. The result is clipped to the value range.
     """
     n = x.shape[0]
-    dev = x.device
-    b = torch.tensor([p.brightness for p in params], dtype=x.dtype, device=dev).view(n, 1, 1, 1) * value_max
-    c = torch.tensor([p.contrast for p in params], dtype=x.dtype, device=dev).view(n, 1, 1, 1)
+    factors = host_to(np.array([[p.brightness * value_max, p.contrast, p.saturation] for p in params],
+                               np.float32), x.device).to(x.dtype).view(n, 3, 1, 1, 1)
+    b, c, s = factors[:, 0], factors[:, 1], factors[:, 2]
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * c + mean + b
     if x.shape[1] == 3:
-        s = torch.tensor([p.saturation for p in params], dtype=x.dtype, device=dev).view(n, 1, 1, 1)
-        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=dev).view(1, 3, 1, 1)
-        gray = (x * w).sum(1, keepdim=True)
+        gray = x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
         x = gray + (x - gray) * s
     return x.clamp_(0.0, value_max)

@@ -33,6 +33,7 @@ from segstudio.training.augment import (
     AugmentConfig,
     SampleParams,
     draw_params,
+    host_to,
     photometric_jitter,
     warp_batch_torch,
     warp_sample,
@@ -94,14 +95,13 @@ class InputMaker:
         if self.channels == 3 and c == 1:
             return x.expand(-1, 3, -1, -1)
         if self.channels == 1 and c == 3:
-            w = torch.from_numpy(_LUMA).to(x.device).view(1, 3, 1, 1)
-            return (x * w).sum(1, keepdim=True)
+            return x[:, 0:1] * float(_LUMA[0]) + x[:, 1:2] * float(_LUMA[1]) + x[:, 2:3] * float(_LUMA[2])
         raise ValueError(f"cannot feed {c}-channel images to a {self.channels}-channel network")
 
     def __call__(self, x01: Tensor, params: Sequence[SampleParams], jitter: bool) -> Tensor:
         x = self.convert_channels(x01)
         if jitter:
-            x = photometric_jitter(x.clone() if x.data_ptr() == x01.data_ptr() else x, list(params), 1.0)
+            x = photometric_jitter(x, list(params), 1.0)  # makes new tensors: the caller's batch is untouched
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
@@ -217,8 +217,8 @@ class DeviceBatcher:
                                         self.aug))
             scale.append(1.0 / _value_max(s.dtype))
         x, y = warp_batch_torch(images, labels, params, crop, self.ignore_index)
-        x = x * torch.tensor(scale, device=x.device).view(-1, 1, 1, 1)
-        complete = torch.tensor([self.samples[i].complete for i in members], device=self.device)
+        x = x * host_to(np.asarray(scale, np.float32), self.device).view(-1, 1, 1, 1)
+        complete = host_to(np.array([self.samples[i].complete for i in members]), self.device)
         return Batch(self.maker(x, params, self.jitter), y, complete, batch, crop)
 
     def close(self) -> None:

@@ -192,6 +192,7 @@ class _Run:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.out_dir / CHECKPOINT_NAME
         self.state = RunState()
+        self._pending: tuple[int, torch.Tensor] | None = None
         self.log = JsonlLog(self.out_dir / LOG_NAME)
         if config.resume and self.checkpoint_path.is_file():
             self._resume()
@@ -267,6 +268,7 @@ class _Run:
     def _save_checkpoint(self) -> None:
         from segstudio.training.outputs import save_checkpoint
 
+        self._flush_pending()  # a checkpoint never holds weights from after a non-finite loss
         state = self.state.to_checkpoint(self.cfg, self.net.card, self._elapsed())
         state["model"] = self.model.state_dict()
         state["optimizer"] = self.optimizer.state_dict()
@@ -356,15 +358,11 @@ class _Run:
         else:
             outputs = self.model(batch.x)
         loss, _ = loss_fn(outputs, batch.y, batch.complete)
-        if not torch.isfinite(loss):
-            s.bad_steps += 1
-            if s.bad_steps >= _MAX_BAD_STEPS:
-                raise RuntimeError(f"the loss is not finite for {s.bad_steps} steps in a row (step {s.step}); "
-                                   "lower the learning rate or use fp32")
+        if not self.cuda and not torch.isfinite(loss):  # free on the CPU; on CUDA see _record_loss
+            self._record_loss(s.step + 1, loss.detach())
             self.optimizer.zero_grad(set_to_none=True)
             s.step += 1
             return
-        s.bad_steps = 0
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -380,16 +378,49 @@ class _Run:
             self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        value = float(loss.detach())
+        s.step += 1
+        s.last_lr, s.last_crop = lr, crop
+        if self.cuda:
+            # Reading the loss waits for the GPU. Read the previous step's instead: by now the GPU is busy
+            # with this step, and the CPU goes on to queue the next one.
+            previous, self._pending = self._pending, (s.step, loss.detach())
+            if previous is not None:
+                self._record_loss(*previous)
+        else:
+            self._record_loss(s.step, loss.detach())
         dt = time.perf_counter() - t
         s.step_time = dt if not s.step_time else 0.9 * s.step_time + 0.1 * dt
-        s.step += 1
-        s.last_loss, s.last_lr, s.last_crop = value, lr, crop
-        s.loss_history.append((s.step, value))
+
+    def _record_loss(self, step: int, loss: torch.Tensor) -> None:
+        """Log a step's loss; count non-finite ones and stop the run when they persist.
+
+        On the CPU a non-finite loss is seen before the update, which is then
+        skipped. On CUDA it is seen a step late; with fp16 the gradient scaler
+        has already skipped the update, with bf16/fp32 the weights are spoilt,
+        so the run stops at once (the last checkpoint is from before).
+        """
+        s = self.state
+        value = float(loss)
+        if not math.isfinite(value):
+            s.bad_steps += 1
+            spoilt = self.cuda and self.scaler is None
+            if spoilt or s.bad_steps >= _MAX_BAD_STEPS:
+                raise RuntimeError(f"the loss is not finite at step {step} ({s.bad_steps} step(s) in a row); "
+                                   "lower the learning rate" + ("" if self.precision == "fp32" else " or use fp32"))
+            return
+        s.bad_steps = 0
+        s.last_loss = value
+        s.loss_history.append((step, value))
+
+    def _flush_pending(self) -> None:
+        if self._pending is not None:
+            previous, self._pending = self._pending, None
+            self._record_loss(*previous)
 
     def _validate(self, samples: list | None = None, what: str = "validation") -> TrainEvent:
         from segstudio.training.evaluate import score_samples
 
+        self._flush_pending()
         s = self.state
         model = self._eval_model()
         predictor = self.net.predictor(model, self.device, self.precision)
@@ -426,6 +457,7 @@ class _Run:
         yield ev
 
     def _finish(self, stop_reason: str) -> Iterator[TrainEvent]:
+        self._flush_pending()
         s = self.state
         final: TrainEvent | None = None
         if self.data.val and (not s.val_history or s.val_history[-1][0] != s.step):

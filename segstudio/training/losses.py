@@ -18,7 +18,8 @@ outputs are resized (bilinear) to the label size and get the same loss,
 label" (see :func:`presence_targets` for sparse labels).
 
 An all-ignored batch gives a zero loss that still has a gradient path, so a
-training step never divides by zero.
+training step never divides by zero. Masks are applied as weights, never by
+boolean indexing, so a loss never waits for the GPU to report a count.
 """
 
 from __future__ import annotations
@@ -41,23 +42,24 @@ def _valid(target: Tensor, ignore_index: int) -> Tensor:
     return target != ignore_index
 
 
-def _zero(logits: Tensor) -> Tensor:
-    return logits.sum() * 0.0
+def _masked_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """``sum(values · weights) / sum(weights)``, 0 when the weights sum to 0 (still a gradient path)."""
+    return (values * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
 def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 255, weight: Tensor | None = None) -> Tensor:
     """Mean cross-entropy over labelled pixels (weighted mean with ``weight``); 0 when none is labelled."""
-    if not _valid(target, ignore_index).any():
-        return _zero(logits)
-    return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
+    valid = _valid(target, ignore_index)
+    t = torch.where(valid, target, 0)
+    per_pixel = F.cross_entropy(logits.float(), t, reduction="none")
+    w = valid.float() if weight is None else weight[t] * valid
+    return _masked_mean(per_pixel, w)
 
 
 def focal_loss(logits: Tensor, target: Tensor, ignore_index: int = 255, gamma: float = 2.0,
                weight: Tensor | None = None) -> Tensor:
     """Focal loss ``-α_t (1 - p_t)^γ log p_t``, mean over labelled pixels (α = class weights or 1)."""
     valid = _valid(target, ignore_index)
-    if not valid.any():
-        return _zero(logits)
     logp = F.log_softmax(logits.float(), dim=1)
     t = torch.where(valid, target, 0)
     logp_t = logp.gather(1, t.unsqueeze(1)).squeeze(1)
@@ -65,7 +67,7 @@ def focal_loss(logits: Tensor, target: Tensor, ignore_index: int = 255, gamma: f
     loss = -((1.0 - p_t) ** gamma) * logp_t
     if weight is not None:
         loss = loss * weight[t]
-    return loss[valid].mean()
+    return _masked_mean(loss, valid.float())
 
 
 def dice_loss(logits: Tensor, target: Tensor, ignore_index: int = 255, smooth: float = 1.0) -> Tensor:
@@ -73,11 +75,9 @@ def dice_loss(logits: Tensor, target: Tensor, ignore_index: int = 255, smooth: f
 
     Classes absent from the labels are left out (their Dice is undefined and
     would push the whole class to zero); false positives of such a class are
-    still penalised through the classes that are present.
+    still penalised through the classes that are present. 0 when no pixel is labelled.
     """
     valid = _valid(target, ignore_index)
-    if not valid.any():
-        return _zero(logits)
     k = logits.shape[1]
     probs = F.softmax(logits.float(), dim=1) * valid.unsqueeze(1)
     t = torch.where(valid, target, 0)
@@ -86,8 +86,8 @@ def dice_loss(logits: Tensor, target: Tensor, ignore_index: int = 255, smooth: f
     inter = (probs * onehot).sum(dims)
     card = probs.sum(dims) + onehot.sum(dims)
     dice = (2 * inter + smooth) / (card + smooth)
-    present = onehot.sum(dims) > 0
-    return 1.0 - dice[present].mean()
+    present = (onehot.sum(dims) > 0).float()
+    return _masked_mean(1.0 - dice, present)
 
 
 def ohem_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 255, thresh: float = 0.7,
@@ -99,23 +99,21 @@ def ohem_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 255, 
     ``min_kept`` of the hardest labelled pixels always count).
     """
     valid = _valid(target, ignore_index)
-    n_valid = int(valid.sum())
-    if n_valid == 0:
-        return _zero(logits)
     logits = logits.float()
     t = torch.where(valid, target, 0)
     with torch.no_grad():
         p_t = F.softmax(logits, dim=1).gather(1, t.unsqueeze(1)).squeeze(1)
-        p_valid = p_t[valid]
-        threshold = torch.tensor(thresh, device=logits.device)
+        threshold = torch.full((), thresh, device=logits.device)
         if min_kept > 0:
-            kth = torch.kthvalue(p_valid, min(min_kept, n_valid)).values
-            threshold = torch.maximum(threshold, kth)
+            # the min_kept-th smallest probability among labelled pixels, found without leaving the device:
+            # unlabelled pixels sort last (2 > any probability), the index is clamped to the labelled count
+            ranked = torch.where(valid, p_t, 2.0).flatten().sort().values
+            k = valid.sum().clamp(max=min_kept).sub(1).clamp_min(0)
+            threshold = torch.maximum(threshold, ranked.gather(0, k.view(1)).squeeze(0).clamp(max=1.0))
         keep = valid & (p_t <= threshold)
-    per_pixel = F.cross_entropy(logits, t, weight=weight, reduction="none")
-    if weight is not None:
-        return per_pixel[keep].sum() / weight[t[keep]].sum().clamp_min(1e-12)
-    return per_pixel[keep].mean()
+    per_pixel = F.cross_entropy(logits, t, reduction="none")
+    w = keep.float() if weight is None else weight[t] * keep
+    return _masked_mean(per_pixel, w)
 
 
 def median_frequency_weights(pixel_counts: np.ndarray, image_counts_pixels: np.ndarray) -> np.ndarray:
@@ -209,8 +207,11 @@ class SegLoss:
         return total
 
     def __call__(self, outputs: Tensor | Mapping[str, Tensor], target: Tensor,
-                 complete: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
-        """(total loss, {output name: its unweighted loss}) for one batch.
+                 complete: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """(total loss, {output name: its unweighted loss, detached}) for one batch.
+
+        Nothing here reads a value back to the host (no data-dependent shapes,
+        no ``.item()``), so on CUDA the step runs without synchronising.
 
         ``outputs``: the network's train-mode dict (or bare logits);
         ``complete``: per image, whether its label has no unlabelled pixels
@@ -221,7 +222,7 @@ class SegLoss:
         if "out" not in outputs:
             raise ValueError(f"{self.spec.name} returned no 'out' in train mode (got {sorted(outputs)})")
         total = self.segmentation(outputs["out"], target)
-        parts = {"out": float(total.detach())}
+        parts = {"out": total.detach()}
         for name, value in outputs.items():
             if name == "out":
                 continue
@@ -230,13 +231,10 @@ class SegLoss:
                 if complete is None:
                     complete = torch.zeros(target.shape[0], dtype=torch.bool, device=target.device)
                 present, known = presence_targets(target, self.num_classes, self.ignore_index, complete)
-                if known.any():
-                    bce = F.binary_cross_entropy_with_logits(value.float(), present, reduction="none")
-                    loss = bce[known].mean()
-                else:
-                    loss = _zero(value)
+                bce = F.binary_cross_entropy_with_logits(value.float(), present, reduction="none")
+                loss = _masked_mean(bce, known.float())
             else:
                 loss = self.segmentation(value, target)
-            parts[name] = float(loss.detach())
+            parts[name] = loss.detach()
             total = total + aux.weight * loss
         return total, parts

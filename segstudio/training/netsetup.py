@@ -146,18 +146,25 @@ class EMA:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        own, theirs = self.module.state_dict(), model.state_dict()
+        keys = list(theirs)
+        # the state dicts' tensors share storage with the modules' parameters and buffers: keep them once
+        self._float = ([own[k] for k in keys if own[k].dtype.is_floating_point],
+                       [theirs[k] for k in keys if own[k].dtype.is_floating_point])
+        self._other = ([own[k] for k in keys if not own[k].dtype.is_floating_point],
+                       [theirs[k] for k in keys if not own[k].dtype.is_floating_point])
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """Move the average toward ``model`` (the module this EMA was made from); a few fused kernels."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        own = self.module.state_dict()
-        for key, value in model.state_dict().items():
-            target = own[key]
-            if target.dtype.is_floating_point:
-                target.mul_(d).add_(value.detach(), alpha=1 - d)
-            else:
-                target.copy_(value)
+        ema_f, model_f = self._float
+        if ema_f:
+            torch._foreach_mul_(ema_f, d)
+            torch._foreach_add_(ema_f, model_f, alpha=1 - d)
+        for target, value in zip(*self._other):
+            target.copy_(value)
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates, "weights": self.module.state_dict()}

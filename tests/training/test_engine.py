@@ -232,3 +232,9 @@ def test_next_version_path(tmp_path: Path) -> None:
     assert next_version_path(tmp_path, "cells") == tmp_path / "cells.v2.safetensors"
     (tmp_path / "cells.v7.safetensors").write_bytes(b"x")
     assert next_version_path(tmp_path, "cells.v2") == tmp_path / "cells.v8.safetensors"
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, steps=50, lr=1e30, clip_grad_norm=None, warmup_steps=0)
+    with pytest.raises(RuntimeError, match=r"not finite.*lower the learning rate"):
+        run(cfg, blob_data(n=2))
