@@ -52,13 +52,19 @@ class AugmentConfig:
     """Contrast factor drawn from 1 ± contrast."""
     saturation: float = 0.25
     """Saturation factor drawn from 1 ± saturation (RGB images only)."""
+    elastic_px: float = 0.0
+    """Elastic deformation (U-Net paper): random displacements with this standard deviation in (crop) pixels
+    on a coarse ``elastic_grid`` × ``elastic_grid`` grid, interpolated bicubically. 0 = off."""
+    elastic_grid: int = 3
 
     def __post_init__(self) -> None:
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise ValueError(f"scale_range must be 0 < low <= high, got {self.scale_range}")
-        if self.rotate_deg < 0 or min(self.brightness, self.contrast, self.saturation) < 0:
-            raise ValueError("rotation and jitter amounts must not be negative")
+        if self.rotate_deg < 0 or min(self.brightness, self.contrast, self.saturation, self.elastic_px) < 0:
+            raise ValueError("rotation, jitter and deformation amounts must not be negative")
+        if self.elastic_grid < 2:
+            raise ValueError("the elastic grid has at least 2×2 points")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ class SampleParams:
     brightness: float
     contrast: float
     saturation: float
+    displacement: np.ndarray | None = None
+    """2×g×g float32 (dx, dy) in crop pixels on a coarse grid, or None: crop pixel (x, y) is moved by the
+    bicubically interpolated displacement before the affine map."""
 
 
 def draw_params(rng: np.random.Generator, src_hw: tuple[int, int], crop_hw: tuple[int, int],
@@ -104,12 +113,24 @@ def draw_params(rng: np.random.Generator, src_hw: tuple[int, int], crop_hw: tupl
     matrix = np.empty((2, 3))
     matrix[:, :2] = inv
     matrix[:, 2] = c_src - inv @ c_dst
-    return SampleParams(
-        matrix=matrix,
-        brightness=float(rng.uniform(-cfg.brightness, cfg.brightness)),
-        contrast=float(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast)),
-        saturation=float(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation)),
-    )
+    brightness = float(rng.uniform(-cfg.brightness, cfg.brightness))
+    contrast = float(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast))
+    saturation = float(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation))
+    displacement = None
+    if cfg.elastic_px > 0:  # drawn last, so that switching it on leaves the other draws as they were
+        g = cfg.elastic_grid
+        displacement = rng.normal(0.0, cfg.elastic_px, (2, g, g)).astype(np.float32)
+    return SampleParams(matrix, brightness, contrast, saturation, displacement)
+
+
+def displacement_field(params: SampleParams, crop_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The per-pixel (dx, dy) of the crop, H×W float32 each (bicubic from the coarse grid)."""
+    if params.displacement is None:
+        raise ValueError("these parameters have no displacement")
+    ch, cw = crop_hw
+    dx = cv2.resize(params.displacement[0], (cw, ch), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(params.displacement[1], (cw, ch), interpolation=cv2.INTER_CUBIC)
+    return dx, dy
 
 
 def warp_sample(image: np.ndarray, label: np.ndarray, params: SampleParams, crop_hw: tuple[int, int],
@@ -119,6 +140,17 @@ def warp_sample(image: np.ndarray, label: np.ndarray, params: SampleParams, crop
     Padding is 0 in the image and ``ignore_value`` in the label.
     """
     ch, cw = crop_hw
+    if params.displacement is not None:
+        dx, dy = displacement_field(params, crop_hw)
+        xs = np.arange(cw, dtype=np.float32)[None, :] + dx
+        ys = np.arange(ch, dtype=np.float32)[:, None] + dy
+        m = params.matrix.astype(np.float32)
+        map_x = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+        map_y = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+        img = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        lab = cv2.remap(label, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=ignore_value)
+        return (img[:, :, None] if img.ndim == 2 else img), lab
     flags_img = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     flags_lab = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     img = cv2.warpAffine(image, params.matrix, (cw, ch), flags=flags_img, borderMode=cv2.BORDER_CONSTANT,
@@ -174,6 +206,8 @@ def warp_batch_torch(images: list[Tensor], labels: list[Tensor], params: list[Sa
         theta = host_to(np.stack([normalized_theta(params[i].matrix, src_hw, crop_hw)
                                   for i in members]).astype(np.float32), device)
         grid = F.affine_grid(theta, [len(members), 1, ch, cw], align_corners=False)
+        if any(params[i].displacement is not None for i in members):
+            grid = grid + _displacement_grid([params[i] for i in members], src_hw, crop_hw, device)
         src = torch.stack([images[i] for i in members]).float()
         img = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         # labels + 1 so that zero padding reads as "outside" (classes ≤ 65535 are exact in float32)
@@ -187,6 +221,24 @@ def warp_batch_torch(images: list[Tensor], labels: list[Tensor], params: list[Sa
         out_img[index] = img
         out_lab[index] = warped
     return out_img, out_lab
+
+
+def _displacement_grid(params: list[SampleParams], src_hw: tuple[int, int], crop_hw: tuple[int, int],
+                       device: torch.device) -> Tensor:
+    """N×h×w×2 offsets of ``grid_sample``'s normalised source coordinates caused by the displacements.
+
+    Source = M · (x + dx, y + dy, 1) = M · (x, y, 1) + M[:, :2] · (dx, dy); in normalised units the
+    second term is scaled by (2/W, 2/H). The coarse fields are interpolated bicubically on the device.
+    """
+    H, W = src_hw
+    g = next(p.displacement for p in params if p.displacement is not None).shape[-1]  # type: ignore[union-attr]
+    coarse = np.stack([p.displacement if p.displacement is not None else np.zeros((2, g, g), np.float32)
+                       for p in params])
+    linear = np.stack([p.matrix[:, :2] for p in params]) * np.array([[2 / W], [2 / H]])
+    d = F.interpolate(host_to(coarse.astype(np.float32), device), size=crop_hw, mode="bicubic",
+                      align_corners=False)
+    a = host_to(linear.astype(np.float32), device)
+    return torch.einsum("nij,njhw->nhwi", a, d)
 
 
 def photometric_jitter(x: Tensor, params: list[SampleParams], value_max: float) -> Tensor:

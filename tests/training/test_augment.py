@@ -130,3 +130,36 @@ def test_bad_config() -> None:
         AugmentConfig(scale_range=(2.0, 1.0))
     with pytest.raises(ValueError):
         AugmentConfig(contrast=-1)
+
+
+def test_elastic_deformation_moves_labels_with_images_on_both_paths() -> None:
+    import cv2
+
+    rng = np.random.default_rng(5)
+    label = np.kron(rng.integers(0, 5, (6, 8)), np.ones((8, 8), np.int64)).astype(np.uint8)
+    image = (label * 50 + 10).astype(np.uint8)[:, :, None]
+    cfg = AugmentConfig(scale_range=(1.0, 1.2), hflip=True, rot90=True, elastic_px=4.0)
+    params = draw_params(rng, label.shape, CROP, cfg)
+    assert params.displacement is not None and params.displacement.shape == (2, 3, 3)
+    img, lab = warp_sample(image, label, params, CROP, 255)
+    kernel = np.ones((5, 5), np.uint8)
+    uniform = (cv2.dilate(lab, kernel) == cv2.erode(lab, kernel)) & (lab != 255)
+    uniform[:2] = uniform[-2:] = uniform[:, :2] = uniform[:, -2:] = False
+    assert uniform.sum() > 50
+    np.testing.assert_array_equal(img[:, :, 0][uniform], (lab[uniform] * 50 + 10).astype(np.uint8))
+    # the deformation really bends things: not the plain affine result
+    flat = SampleParams(params.matrix, 0.0, 1.0, 1.0)
+    _, lab_flat = warp_sample(image, label, flat, CROP, 255)
+    assert (lab_flat != lab).mean() > 0.02
+    # the device path gives the same
+    img_t, lab_t = warp_batch_torch([torch.from_numpy(image).permute(2, 0, 1)], [torch.from_numpy(label)],
+                                    [params], CROP, 255)
+    assert (lab_t[0].numpy() == lab).mean() > 0.97
+    assert np.median(np.abs(img_t[0, 0].numpy() - img[:, :, 0])) < 1.0
+
+
+def test_elastic_draw_leaves_other_draws_alone() -> None:
+    a = draw_params(np.random.default_rng(1), (32, 32), (16, 16), AugmentConfig())
+    b = draw_params(np.random.default_rng(1), (32, 32), (16, 16), AugmentConfig(elastic_px=5.0))
+    np.testing.assert_array_equal(a.matrix, b.matrix)
+    assert a.brightness == b.brightness and a.displacement is None and b.displacement is not None
