@@ -33,9 +33,9 @@ class CliError(Exception):
 def _commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     # One module per command group; each exposes add(subparsers). Imported here,
     # not at module top, so that the modules may import CliError from this package.
-    from segstudio.cli import export_onnx, formats, import_checkpoint, models, segment
+    from segstudio.cli import export_onnx, formats, import_checkpoint, models, segment, train
 
-    return [models.add, segment.add, export_onnx.add, import_checkpoint.add, formats.add]
+    return [models.add, segment.add, train.add, export_onnx.add, import_checkpoint.add, formats.add]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,8 +69,7 @@ def wants_cli(argv: Sequence[str]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(arguments)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -79,13 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except CliError as exc:
         print(f"segstudio: error: {exc}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as exc:
-        if exc.name != "torch":
-            raise
-        # export-onnx, import-checkpoint (and training) need torch; the base install and the frozen app lack it.
-        print(f"segstudio: error: `segstudio {arguments[0]}` needs PyTorch, which is not installed here; "
-              "install it with the torch extra: pip install 'segstudio[torch]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("segstudio: interrupted", file=sys.stderr)

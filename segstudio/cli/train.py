@@ -1,0 +1,314 @@
+"""``segstudio train`` and ``segstudio eval``: train or fine-tune a network on labelled images; score a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segstudio.cli import CliError
+
+if TYPE_CHECKING:
+    from segstudio.training.config import TrainConfig
+    from segstudio.training.data import DataSpec
+
+_TRAIN_EPILOG = """\
+data:
+  --images DIR --masks DIR      images and masks paired by file stem
+  --images ROOT                 a CamVid-style folder: ROOT/train + ROOT/trainannot
+                                (and ROOT/val + ROOT/valannot for validation, when present)
+  --project DIR                 a segstudio project: every image with a label (sparse strokes are enough)
+
+examples:
+  CamVid from scratch:
+    segstudio train --model fastscnn --images camvid --classes camvid --map 11=void --epochs 200 -o runs/camvid
+  ISBI membranes, 2 minutes on the CPU with the small-data recipe:
+    segstudio train --recipe small-data --images isbi/image --masks isbi/label \\
+        --classes membrane,cell --map 0=membrane,255=cell --minutes 2 -o runs/isbi
+  fine-tune a model on a project's corrections (the new model is written beside the old one):
+    segstudio train --model models/cells.safetensors --project my-project --recipe small-data --minutes 2
+"""
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a network from scratch or fine-tune a model file on labelled images",
+        description="Train a zoo network, or fine-tune a model file, on images with masks (full or sparse: "
+        "pixels marked 'not labelled' are ignored). Writes a new model file (never over an existing one), "
+        "train_log.jsonl, curves.png and a checkpoint to resume from.",
+        epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", default=None, metavar="NAME|FILE",
+                   help="a zoo network to train from scratch (see `segstudio models`), or a .safetensors model "
+                        "file to fine-tune (default: the recipe's network)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="network option for a new network, e.g. base_width=16 (repeatable)")
+    p.add_argument("--recipe", choices=("default", "small-data", "scratch"), default="default",
+                   help="starting settings: small-data = the app's CPU fine-tuning recipe (narrow U-Net, 256² "
+                        "crops, flips/rotations, CE+Dice, cosine); scratch = the CamVid recipe (focal+Dice then "
+                        "Dice, crops 256→384→full, median-frequency weights, poly); options below override")
+    d = p.add_argument_group("data")
+    d.add_argument("--images", type=Path, metavar="DIR", help="training images (or a CamVid-style root)")
+    d.add_argument("--masks", type=Path, metavar="DIR", help="training masks, paired with the images by stem")
+    d.add_argument("--val-images", type=Path, metavar="DIR", help="validation images")
+    d.add_argument("--val-masks", type=Path, metavar="DIR", help="validation masks")
+    d.add_argument("--project", type=Path, metavar="DIR", help="train on a segstudio project's labels")
+    d.add_argument("--classes", metavar="NAME,NAME,…", help="class names in index order; 'camvid' for CamVid's 11")
+    d.add_argument("--map", action="append", default=[], metavar="VALUE=CLASS[,…]",
+                   help="what mask values mean, e.g. 0=membrane,255=cell or 11=void (not labelled)")
+    d.add_argument("--unmapped", choices=("error", "unlabelled"), default="error",
+                   help="a mask value that is neither mapped nor a class: stop (default) or ignore it")
+    d.add_argument("--val-fraction", type=float, default=0.1,
+                   help="without a validation folder: hold out this fraction of the images (default 0.1; only "
+                        "with 10 or more images)")
+    r = p.add_argument_group("length (the first limit reached ends the run)")
+    r.add_argument("--epochs", type=float)
+    r.add_argument("--steps", type=int)
+    r.add_argument("--minutes", type=float, help="wall-time budget of the run (the schedule ends with it)")
+    r.add_argument("--session-minutes", type=float,
+                   help="stop this command after so long with a checkpoint (resume with --resume); the schedule "
+                        "is not shortened")
+    o = p.add_argument_group("recipe")
+    o.add_argument("--batch-size", type=int)
+    o.add_argument("--crop", metavar="SIZE[,SIZE…]",
+                   help="crop side; several = progressive resizing over equal parts of the run; 'full' = the "
+                        "whole image (e.g. 256,512,full)")
+    o.add_argument("--loss", help="e.g. ce, focal+dice, 0.5*ce+dice, ohem")
+    o.add_argument("--final-loss", help="the loss for the last 20%% of the run (e.g. dice)")
+    o.add_argument("--class-weights", choices=("none", "median_frequency"))
+    o.add_argument("--optimizer", choices=("adamw", "sgd"))
+    o.add_argument("--lr", type=float)
+    o.add_argument("--weight-decay", type=float)
+    o.add_argument("--schedule", choices=("poly", "cosine", "constant"))
+    o.add_argument("--warmup", type=float, help="warm-up as a fraction of the run")
+    o.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights, e.g. 0.999")
+    o.add_argument("--freeze-encoder-steps", type=int, help="fine-tuning: train decoder and head only at first")
+    o.add_argument("--val-every", type=float, metavar="EPOCHS", help="validate every so many epochs")
+    o.add_argument("--early-stop", type=int, metavar="N", help="stop after N validations without improvement")
+    h = p.add_argument_group("machine and output")
+    h.add_argument("--device", default=None, help="auto (default), cpu or cuda[:N]")
+    h.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+    h.add_argument("--threads", type=int, help="torch CPU threads")
+    h.add_argument("--workers", type=int, help="CPU augmentation threads")
+    h.add_argument("--seed", type=int)
+    h.add_argument("-o", "--output", type=Path, default=Path("runs/train"), help="output folder (default runs/train)")
+    h.add_argument("--name", help="file stem of the new model")
+    h.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    h.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    p.set_defaults(handler=run_train)
+
+    e = sub.add_parser(
+        "eval", help="score a model file on images with masks: mIoU and per-class IoU",
+        description="Segment the images with the model and compare with the masks (pixels not labelled do not "
+        "count). Prints a table, or JSON with --json.",
+    )
+    e.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors or .onnx model file")
+    e.add_argument("--images", type=Path, required=True, metavar="DIR")
+    e.add_argument("--masks", type=Path, required=True, metavar="DIR")
+    e.add_argument("--map", action="append", default=[], metavar="VALUE=CLASS[,…]",
+                   help="what mask values mean, in the model's class names (e.g. 11=void)")
+    e.add_argument("--unmapped", choices=("error", "unlabelled"), default="error")
+    e.add_argument("--classes", metavar="A,B,C", help="class names, for an ONNX file without a segstudio card")
+    e.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    e.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    e.add_argument("--tta", action="store_true", help="test-time augmentation (flips × scales)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.set_defaults(handler=run_eval)
+
+
+def _options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--option takes KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _crop_stages(text: str) -> tuple[tuple[float, int], ...]:
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == "full":
+            sizes.append(0)
+        elif part.isdigit() and int(part) > 0:
+            sizes.append(int(part))
+        else:
+            raise CliError(f"--crop takes sizes in pixels or 'full', got {part!r}")
+    return tuple((i / len(sizes), s) for i, s in enumerate(sizes))
+
+
+def data_spec(args: argparse.Namespace) -> DataSpec:
+    from segstudio.training.data import FolderData, ProjectData, camvid_layout
+
+    if args.project:
+        if args.images or args.masks:
+            raise CliError("give either --project or --images/--masks, not both")
+        return ProjectData(str(args.project), val_fraction=args.val_fraction)
+    if not args.images:
+        raise CliError("say what to train on: --images DIR --masks DIR, a CamVid-style --images ROOT, or --project")
+    images, masks, val_images, val_masks = args.images, args.masks, args.val_images, args.val_masks
+    if masks is None:
+        layout = camvid_layout(images)
+        if layout is None:
+            raise CliError(f"--masks is missing, and {images} is not a CamVid-style folder (train/ + trainannot/)")
+        images, masks = layout
+        val = camvid_layout(args.images, "val")
+        if val and val_images is None:
+            val_images, val_masks = val
+    classes = tuple(c.strip() for c in args.classes.split(",")) if args.classes else ()
+    return FolderData(str(images), str(masks), classes=classes, value_map=tuple(args.map), unmapped=args.unmapped,
+                      val_images=str(val_images) if val_images else None,
+                      val_masks=str(val_masks) if val_masks else None, val_fraction=args.val_fraction)
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    from segstudio.training.config import TrainConfig, scratch_recipe, small_data_recipe
+
+    model = args.model
+    init = None
+    if model and (model.endswith(".safetensors") or Path(model).is_file()):
+        init, model = model, None
+    arch_overrides: dict[str, Any] = {"arch": model} if model else {}
+    if args.option:
+        arch_overrides["options"] = _options(args.option)
+    if args.recipe == "small-data":
+        cfg = small_data_recipe(**arch_overrides)
+        cfg.max_seconds = None
+    elif args.recipe == "scratch":
+        cfg = scratch_recipe(model or "fastscnn", epochs=args.epochs or 200, **arch_overrides)
+        cfg.epochs = None
+    else:
+        cfg = TrainConfig(**arch_overrides)
+    cfg.init_model = init
+    if init and args.option:
+        raise CliError("--option applies to a new network; a model file keeps its own options")
+    simple = {"epochs": args.epochs, "steps": args.steps, "batch_size": args.batch_size,
+              "class_weights": args.class_weights, "optimizer": args.optimizer, "lr": args.lr,
+              "weight_decay": args.weight_decay, "schedule": args.schedule, "warmup": args.warmup,
+              "ema_decay": args.ema, "freeze_encoder_steps": args.freeze_encoder_steps,
+              "val_every_epochs": args.val_every, "early_stopping_patience": args.early_stop,
+              "device": args.device, "precision": args.precision, "threads": args.threads, "workers": args.workers,
+              "seed": args.seed, "model_name": args.name}
+    for key, value in simple.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    if args.minutes:
+        cfg.max_seconds = args.minutes * 60
+    if args.session_minutes:
+        cfg.session_seconds = args.session_minutes * 60
+    if args.crop:
+        cfg.crop_stages = _crop_stages(args.crop)
+    if args.loss or args.final_loss:
+        first = args.loss or cfg.loss_stages[0][1]
+        cfg.loss_stages = ((0.0, first), (0.8, args.final_loss)) if args.final_loss else ((0.0, first),)
+    cfg.output_dir = str(args.output)
+    cfg.resume = bool(args.resume)
+    if cfg.steps is None and cfg.epochs is None and cfg.max_seconds is None:
+        raise CliError("give the run a length: --epochs, --steps or --minutes")
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return cfg
+
+
+class _Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.last = 0.0
+
+    def show(self, ev: Any) -> None:
+        from segstudio.core.tasks import format_eta
+
+        if self.as_json:
+            print(json.dumps(ev.to_json()), flush=True)
+            return
+        now = time.monotonic()
+        if ev.kind == "step" and now - self.last < 5.0 and ev.step != 1:
+            return
+        self.last = now
+        if ev.kind == "step":
+            total = f"/{ev.total_steps}" if ev.total_steps else ""
+            print(f"step {ev.step}{total}  epoch {ev.epoch:.1f}  loss {ev.loss:.4f}  lr {ev.lr:.2e}  "
+                  f"{ev.images_per_s or 0:.1f} img/s  ETA {format_eta(ev.eta_s)}", file=sys.stderr, flush=True)
+        elif ev.kind == "validated":
+            best = f"  best {ev.best_miou:.4f}" if ev.best_miou is not None else ""
+            print(f"step {ev.step}: mIoU {ev.val_miou:.4f} on the {ev.message}{best}", file=sys.stderr, flush=True)
+        else:
+            print(f"{ev.kind}: {ev.message}" + (f" -> {ev.model_path}" if ev.model_path else ""),
+                  file=sys.stderr, flush=True)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from segstudio.core.tasks import Cancelled, CancelToken
+    from segstudio.inference.model_file import ModelFileError
+    from segstudio.training.data import DataError
+    from segstudio.training.engine import train
+    from segstudio.training.outputs import CheckpointError
+    from segstudio.zoo import BadOptionError, UnknownNetworkError
+
+    cfg = build_config(args)
+    spec = data_spec(args)
+    printer = _Printer(args.json)
+    cancel = CancelToken()
+    last = None
+    try:
+        for ev in train(cfg, spec, cancel):
+            printer.show(ev)
+            last = ev
+    except KeyboardInterrupt:
+        cancel.cancel("interrupted")
+        raise
+    except Cancelled:
+        return 130
+    except (DataError, ModelFileError, CheckpointError, UnknownNetworkError, BadOptionError, ValueError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    if last is None or last.kind not in ("finished", "stopped"):
+        return 1
+    if last.kind == "finished" and not args.json:
+        print(last.model_path)
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from segstudio.inference.model_file import ModelFileError
+    from segstudio.inference.predictor import TTA, Predictor
+    from segstudio.training.data import DataError, FolderData, load_folders
+    from segstudio.training.evaluate import score_samples
+    from segstudio.zoo import CardError
+
+    names = [n.strip() for n in args.classes.split(",")] if args.classes else None
+    try:
+        predictor = Predictor.from_file(args.model, backend=args.backend, device=args.device, class_names=names)
+    except (ModelFileError, CardError, ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    classes = predictor.card.classes.names
+    spec = FolderData(str(args.images), str(args.masks), classes=tuple(classes), value_map=tuple(args.map),
+                      unmapped=args.unmapped, val_fraction=0.0)
+    try:
+        data = load_folders(spec)
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+    metrics = score_samples(predictor, data.train, tta=TTA() if args.tta else None)
+    result = metrics.as_dict(classes)
+    result.update({"model": str(args.model), "images": len(data.train), "skipped": data.skipped})
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    width = max(len(c) for c in classes) + 2
+    print(f"{args.model}: {len(data.train)} images from {args.images}" +
+          (f" ({len(data.skipped)} skipped)" if data.skipped else ""))
+    print(f"{'class':<{width}} IoU")
+    for name, iou in result["per_class_iou"].items():
+        print(f"{name:<{width}} {'-' if iou is None else f'{iou:.4f}'}")
+    print(f"{'mIoU':<{width}} {result['miou']:.4f}" if result["miou"] is not None else "mIoU -")
+    print(f"{'pixel acc.':<{width}} {result['pixel_accuracy']:.4f}" if result["pixel_accuracy"] is not None else "")
+    return 0

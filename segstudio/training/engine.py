@@ -1,0 +1,487 @@
+"""The training loop: ``train(config, data, cancel) -> iterator of TrainEvent``.
+
+One generator serves the app's "Fine-tune on my corrections" (through
+:mod:`segstudio.training.process`), ``segstudio train`` and the scripts that
+make the shipped models. It
+
+1. loads the data (the snapshot of the masks) and builds the network — new, or
+   from a model file with its head rebuilt when the classes differ;
+2. runs optimizer steps: augmented batches (on the GPU on CUDA), the network's
+   train-mode outputs scored by :class:`~segstudio.training.losses.SegLoss`
+   (auxiliary outputs weighted per its NetSpec), AdamW/SGD, warm-up + decay,
+   gradient clipping, AMP and channels_last on CUDA, optional EMA, optional
+   frozen encoder for the first steps;
+3. validates (mIoU and per-class IoU), keeps the best weights, stops early
+   when asked, checkpoints for resuming;
+4. writes a new model file (never over an existing one), ``train_log.jsonl``
+   and ``curves.png``.
+
+The cancel token is checked before every optimizer step, so a cancel takes
+effect within one step; the run then leaves a checkpoint (and, with
+``save_on_cancel``, the model as trained so far). Errors are raised to the
+caller; :mod:`~segstudio.training.process` turns them into events.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
+from segstudio.training.batches import CpuBatcher, DeviceBatcher, InputMaker, epoch_of
+from segstudio.training.config import FULL_IMAGE, TrainConfig
+from segstudio.training.data import DataSpec, TrainData, load_data
+from segstudio.training.losses import SegLoss, median_frequency_weights
+from segstudio.training.netsetup import EMA, parameter_groups, set_encoder_trainable
+from segstudio.training.outputs import CHECKPOINT_NAME, CURVES_NAME, LOG_NAME, JsonlLog, load_checkpoint
+from segstudio.training.run_state import RunState, build_network, final_card, write_model
+from segstudio.training.schedule import Stages, run_progress
+
+EventKind = Literal["loading", "started", "step", "validated", "checkpoint", "finished", "stopped", "cancelled",
+                    "failed", "died"]
+_MAX_BAD_STEPS = 5
+
+
+@dataclass
+class TrainEvent:
+    """One progress report. ``kind`` says what happened; the other fields are the run's state then.
+
+    ``finished`` carries ``model_path`` (the new model file); ``stopped`` means
+    the session time ran out (resume to continue); ``failed``/``died`` come only
+    from a training process (an exception / the process vanished).
+    """
+
+    kind: EventKind
+    step: int = 0
+    total_steps: int | None = None
+    epoch: float = 0.0
+    loss: float | None = None
+    lr: float | None = None
+    images_per_s: float | None = None
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+    progress: float = 0.0
+    val_miou: float | None = None
+    best_miou: float | None = None
+    per_class_iou: dict[str, float | None] | None = None
+    message: str = ""
+    model_path: str | None = None
+    output_dir: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but this PyTorch has no usable CUDA device")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    for name in probes:
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except RuntimeError:
+            continue
+    return False
+
+
+def resolve_precision(config: TrainConfig, device: torch.device) -> str:
+    """The autocast precision of a run: ``auto`` is bf16 (or fp16) on CUDA and fp32 on the CPU."""
+    if device.type != "cuda":
+        if config.precision == "fp16":
+            raise ValueError("fp16 mixed precision is for CUDA; the CPU trains in fp32 or bf16")
+        if config.precision == "bf16" and not cpu_has_native_bf16():
+            raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 would be slower; use fp32")
+        if config.precision == "bf16" or (config.precision == "auto" and config.cpu_bf16 and cpu_has_native_bf16()):
+            return "bf16"
+        return "fp32"
+    if config.precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return config.precision
+
+
+def train(config: TrainConfig, data: TrainData | DataSpec, cancel: CancelToken = NEVER_CANCELLED
+          ) -> Iterator[TrainEvent]:
+    """Run ``config`` on ``data``; yields :class:`TrainEvent` s, the last one ``finished``, ``stopped`` or
+    ``cancelled``. Raises ``ValueError``/``DataError``/``ModelFileError`` for bad settings or data and
+    ``RuntimeError`` when the loss diverges."""
+    config.validate()
+    t0 = time.monotonic()
+    yield TrainEvent("loading", message="reading the labelled images", output_dir=config.output_dir)
+    try:
+        loaded = load_data(data, cancel)
+        run = _Run(config, loaded, cancel, t0)
+    except Cancelled as exc:
+        yield TrainEvent("cancelled", message=str(exc) or "cancelled", elapsed_s=time.monotonic() - t0)
+        return
+    yield from run.events()
+
+
+class _Run:
+    """The state of one run; :meth:`events` is the loop."""
+
+    def __init__(self, config: TrainConfig, data: TrainData, cancel: CancelToken, t0: float) -> None:
+        self.cfg = config
+        self.data = data
+        self.cancel = cancel
+        self.t0 = t0
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config, self.device)
+        self.cuda = self.device.type == "cuda"
+        torch.manual_seed(config.seed)
+        self.net = build_network(config, data)
+        self.model = self.net.model.to(self.device)
+        self.channels_last = config.channels_last if config.channels_last is not None else self.cuda
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True
+        self.model.train()
+        self.ema = EMA(self.model, config.ema_decay) if config.ema_decay else None
+        groups = parameter_groups(self.model, config.weight_decay)
+        if config.optimizer == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=config.lr)
+        else:
+            self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.schedule = config.lr_schedule()
+        self.crop_stages = Stages(config.crop_stages)
+        self.loss_stages = Stages(config.loss_stages)
+        weights = None
+        if config.class_weights == "median_frequency":
+            weights = torch.from_numpy(median_frequency_weights(*data.class_statistics())).to(self.device)
+        self.losses = {text: SegLoss(text, self.net.spec, data.num_classes, data.ignore_index, weights,
+                                     config.ohem_thresh, config.ohem_min_kept)
+                       for _, text in self.loss_stages.items}
+        maker = InputMaker(self.net.card.normalization, self.net.card.in_channels, self.device, self.channels_last)
+        on_device = config.augment_on_device if config.augment_on_device is not None else self.cuda
+        if on_device:
+            self.batcher: CpuBatcher | DeviceBatcher = DeviceBatcher(
+                data.train, config.batch_size, config.augment, maker, data.ignore_index, config.seed, self.device,
+                config.jitter)
+        else:
+            self.batcher = CpuBatcher(data.train, config.batch_size, config.augment, maker, data.ignore_index,
+                                      config.seed, config.workers, config.jitter)
+        n = len(data.train)
+        self.total_steps = config.steps
+        if config.epochs is not None:
+            by_epochs = math.ceil(config.epochs * n / config.batch_size)
+            self.total_steps = by_epochs if self.total_steps is None else min(self.total_steps, by_epochs)
+        self.val_interval = config.val_every_steps or (
+            max(1, round(config.val_every_epochs * n / config.batch_size)) if config.val_every_epochs > 0 else 0)
+        self.out_dir = Path(config.output_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path = self.out_dir / CHECKPOINT_NAME
+        self.state = RunState()
+        self._pending: tuple[int, torch.Tensor] | None = None
+        self.log = JsonlLog(self.out_dir / LOG_NAME)
+        if config.resume and self.checkpoint_path.is_file():
+            self._resume()
+        self.full_hw = self._round(data.largest_size())
+
+    # --------------------------------------------------------------- helpers
+
+    def _round(self, hw: tuple[int, int]) -> tuple[int, int]:
+        m = self.net.spec.size_multiple
+        return (-(-hw[0] // m) * m, -(-hw[1] // m) * m)
+
+    def _crop(self, progress: float) -> tuple[int, int]:
+        size = self.crop_stages.at(progress)
+        if size == FULL_IMAGE:
+            return self.full_hw
+        side = self._round((size, size))
+        return (min(side[0], self.full_hw[0]), min(side[1], self.full_hw[1]))
+
+    def _elapsed(self) -> float:
+        return self.state.elapsed_before + time.monotonic() - self.t0
+
+    def _reserve_s(self) -> float:
+        """Time kept back from a budget for the final evaluation and saving."""
+        if not self.state.step_time:
+            return 2.0
+        samples = self.data.val or self.data.train
+        pixels = sum(s.label.size for s in samples)
+        crop = self.state.last_crop or self.full_hw
+        batch_pixels = self.cfg.batch_size * crop[0] * crop[1]
+        return 1.0 + 0.5 * self.state.step_time * pixels / max(1, batch_pixels)
+
+    def _progress(self) -> float:
+        budget = self.cfg.max_seconds
+        if budget:
+            budget = max(1e-3, budget - self._reserve_s())
+        return run_progress(self.state.step, self.total_steps, self._elapsed(), budget)
+
+    def _eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _event(self, kind: EventKind, **kw: Any) -> TrainEvent:
+        s = self.state
+        progress = kw.pop("progress", self._progress())
+        eta = None
+        if s.step_time and self.total_steps:
+            eta = max(0.0, (self.total_steps - s.step) * s.step_time)
+        if self.cfg.max_seconds:
+            left = max(0.0, self.cfg.max_seconds - self._elapsed())
+            eta = left if eta is None else min(eta, left)
+        return TrainEvent(kind, step=s.step, total_steps=self.total_steps,
+                          epoch=epoch_of(s.step, self.cfg.batch_size, len(self.data.train)),
+                          loss=s.last_loss, lr=s.last_lr,
+                          images_per_s=self.cfg.batch_size / s.step_time if s.step_time else None,
+                          eta_s=eta, elapsed_s=self._elapsed(), progress=progress, best_miou=s.best_miou,
+                          output_dir=str(self.out_dir), **kw)
+
+    def _log(self, ev: TrainEvent) -> None:
+        self.log.add({"t": round(ev.elapsed_s, 3), **ev.to_json()})
+
+    # --------------------------------------------------------------- resume
+
+    def _resume(self) -> None:
+        ck = load_checkpoint(self.checkpoint_path)
+        self.state = RunState.from_checkpoint(ck, self.cfg, self.net.card)
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        if self.ema is not None and "ema" in ck:
+            self.ema.load_state_dict(ck["ema"])
+        if self.scaler is not None and "scaler" in ck:
+            self.scaler.load_state_dict(ck["scaler"])
+        self.log = JsonlLog.resume(self.out_dir / LOG_NAME)
+
+    def _save_checkpoint(self) -> None:
+        from segstudio.training.outputs import save_checkpoint
+
+        self._flush_pending()  # a checkpoint never holds weights from after a non-finite loss
+        state = self.state.to_checkpoint(self.cfg, self.net.card, self._elapsed())
+        state["model"] = self.model.state_dict()
+        state["optimizer"] = self.optimizer.state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        save_checkpoint(self.checkpoint_path, state)
+        self.state.last_checkpoint = time.monotonic()
+
+    # ------------------------------------------------------------ the loop
+
+    def events(self) -> Iterator[TrainEvent]:
+        cfg, s = self.cfg, self.state
+        notes = list(self.net.notes)
+        if self.data.skipped:
+            notes.append(f"{len(self.data.skipped)} file(s) skipped: {'; '.join(self.data.skipped[:3])}"
+                         + (" …" if len(self.data.skipped) > 3 else ""))
+        start = self._event("started", message=(
+            f"{self.net.card.arch} on {self.device.type} ({self.precision}), {len(self.data.train)} training "
+            f"images, {self.data.val_source or 'no validation set'}" + "".join(f"; {n}" for n in notes)))
+        self._log(start)
+        if self.data.skipped:
+            self.log.add({"skipped": self.data.skipped})
+        yield start
+        s.last_checkpoint = time.monotonic()
+        frozen = False
+        if cfg.init_model and cfg.freeze_encoder_steps > s.step:
+            frozen = set_encoder_trainable(self.model, False) > 0
+        session_start = time.monotonic()
+        last_log = 0.0
+        stop_reason = ""
+        try:
+            while True:
+                if self.cancel.cancelled:
+                    yield from self._cancelled()
+                    return
+                progress = self._progress()
+                if progress >= 1.0:
+                    break
+                if cfg.session_seconds and time.monotonic() - session_start >= cfg.session_seconds:
+                    self._save_checkpoint()
+                    self.log.flush()
+                    yield self._event("stopped", message="session time is up; resume to continue "
+                                                         f"(checkpoint {self.checkpoint_path})")
+                    return
+                if frozen and s.step >= cfg.freeze_encoder_steps:
+                    set_encoder_trainable(self.model, True)
+                    frozen = False
+                self._step(progress)
+                ev = self._event("step")
+                now = time.monotonic()
+                if now - last_log >= cfg.log_every_s or s.step == 1:
+                    self._log(ev)
+                    last_log = now
+                yield ev
+                if self.val_interval and s.step % self.val_interval == 0 and self.data.val:
+                    yield self._validate()
+                    if cfg.early_stopping_patience and s.since_best >= cfg.early_stopping_patience:
+                        stop_reason = (f"early stop: no better validation mIoU in "
+                                       f"{cfg.early_stopping_patience} validations")
+                        break
+                if now - s.last_checkpoint >= cfg.checkpoint_every_s:
+                    self._save_checkpoint()
+                    self.log.flush()
+                    yield self._event("checkpoint", message=str(self.checkpoint_path))
+        except Cancelled:
+            yield from self._cancelled()
+            return
+        finally:
+            self.batcher.close()
+        yield from self._finish(stop_reason)
+
+    def _step(self, progress: float) -> None:
+        cfg, s = self.cfg, self.state
+        lr = cfg.lr * self.schedule.factor(progress, s.step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        crop = self._crop(progress)
+        loss_fn = self.losses[self.loss_stages.at(progress)]
+        t = time.perf_counter()
+        batch = self.batcher.get(s.step, crop)
+        torch.manual_seed(cfg.seed * 1_000_003 + s.step)  # dropout & co. depend on the step only (resumable)
+        if self.autocast is not None:
+            with torch.autocast(self.device.type, dtype=self.autocast):
+                outputs = self.model(batch.x)
+        else:
+            outputs = self.model(batch.x)
+        loss, _ = loss_fn(outputs, batch.y, batch.complete)
+        if not self.cuda and not torch.isfinite(loss):  # free on the CPU; on CUDA see _record_loss
+            self._record_loss(s.step + 1, loss.detach())
+            self.optimizer.zero_grad(set_to_none=True)
+            s.step += 1
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if cfg.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        s.step += 1
+        s.last_lr, s.last_crop = lr, crop
+        if self.cuda:
+            # Reading the loss waits for the GPU. Read the previous step's instead: by now the GPU is busy
+            # with this step, and the CPU goes on to queue the next one.
+            previous, self._pending = self._pending, (s.step, loss.detach())
+            if previous is not None:
+                self._record_loss(*previous)
+        else:
+            self._record_loss(s.step, loss.detach())
+        dt = time.perf_counter() - t
+        s.step_time = dt if not s.step_time else 0.9 * s.step_time + 0.1 * dt
+
+    def _record_loss(self, step: int, loss: torch.Tensor) -> None:
+        """Log a step's loss; count non-finite ones and stop the run when they persist.
+
+        On the CPU a non-finite loss is seen before the update, which is then
+        skipped. On CUDA it is seen a step late; with fp16 the gradient scaler
+        has already skipped the update, with bf16/fp32 the weights are spoilt,
+        so the run stops at once (the last checkpoint is from before).
+        """
+        s = self.state
+        value = float(loss)
+        if not math.isfinite(value):
+            s.bad_steps += 1
+            spoilt = self.cuda and self.scaler is None
+            if spoilt or s.bad_steps >= _MAX_BAD_STEPS:
+                raise RuntimeError(f"the loss is not finite at step {step} ({s.bad_steps} step(s) in a row); "
+                                   "lower the learning rate" + ("" if self.precision == "fp32" else " or use fp32"))
+            return
+        s.bad_steps = 0
+        s.last_loss = value
+        s.loss_history.append((step, value))
+
+    def _flush_pending(self) -> None:
+        if self._pending is not None:
+            previous, self._pending = self._pending, None
+            self._record_loss(*previous)
+
+    def _validate(self, samples: list | None = None, what: str = "validation") -> TrainEvent:
+        from segstudio.training.evaluate import score_samples
+
+        self._flush_pending()
+        s = self.state
+        model = self._eval_model()
+        predictor = self.net.predictor(model, self.device, self.precision)
+        try:
+            metrics = score_samples(predictor, samples if samples is not None else self.data.val, self.cancel)
+        finally:
+            self.model.train()
+        miou = metrics.miou
+        per_class = metrics.as_dict(self.data.classes.names)["per_class_iou"]
+        if samples is None and not np.isnan(miou):
+            s.val_history.append((s.step, float(miou)))
+            if s.best_miou is None or miou > s.best_miou + self.cfg.early_stopping_min_delta:
+                s.best_miou = float(miou)
+                s.best_step = s.step
+                s.best_per_class = per_class
+                s.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                s.since_best = 0
+            else:
+                s.since_best += 1
+        ev = self._event("validated", val_miou=None if np.isnan(miou) else float(miou), per_class_iou=per_class,
+                         message=what)
+        self._log(ev)
+        self.log.flush()
+        return ev
+
+    def _cancelled(self) -> Iterator[TrainEvent]:
+        self._save_checkpoint()
+        path = None
+        if self.cfg.save_on_cancel and self.state.step > 0:
+            path = str(write_model(self, "cancelled"))
+        ev = self._event("cancelled", message=self.cancel.reason or "cancelled", model_path=path)
+        self._log(ev)
+        self.log.flush()
+        yield ev
+
+    def _finish(self, stop_reason: str) -> Iterator[TrainEvent]:
+        self._flush_pending()
+        s = self.state
+        final: TrainEvent | None = None
+        if self.data.val and (not s.val_history or s.val_history[-1][0] != s.step):
+            final = self._validate()
+            yield final
+        elif not self.data.val:
+            final = self._validate(self.data.train, "training images (no held-out validation set)")
+            s.train_miou = final.val_miou
+            s.train_per_class = final.per_class_iou
+            yield final
+        self._save_checkpoint()
+        path = write_model(self, stop_reason)
+        from segstudio.training.curves import write_curves
+
+        steps, losses = zip(*s.loss_history) if s.loss_history else ((), ())
+        vsteps, vmiou = zip(*s.val_history) if s.val_history else ((), ())
+        write_curves(self.out_dir / CURVES_NAME, list(steps), list(losses), list(vsteps), list(vmiou),
+                     title=f"{self.net.card.arch}: {path.name}")
+        miou = s.best_miou if s.best_miou is not None else s.train_miou
+        ev = self._event("finished", progress=1.0, model_path=str(path), val_miou=miou,
+                         message=stop_reason or "done")
+        self._log(ev)
+        self.log.flush()
+        yield ev
+
+
+__all__ = ["TrainEvent", "final_card", "resolve_device", "train"]
