@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", help="folder holding camvid/ (default $SEGSTUDIO_DATA)")
     ap.add_argument("--net", default="fastscnn", help="zoo network (default fastscnn)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="network option")
-    ap.add_argument("--epochs", type=float, default=600, help="length of the schedule (default 600)")
+    ap.add_argument("--epochs", type=float, help="length of the schedule (default 600, or none with --budget-minutes)")
+    ap.add_argument("--budget-minutes", type=float,
+                    help="wall-time length of the whole run (all sessions): the schedule decays to end with it")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--crop", default="256,384,full", help="progressive crop sides, 'full' = whole image")
@@ -91,7 +93,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for item in args.option:
         key, _, value = item.partition("=")
         options[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
-    cfg = scratch_recipe(args.net, args.epochs, options=options, batch_size=args.batch_size, lr=args.lr,
+    if args.epochs is None and args.budget_minutes is None:
+        args.epochs = 600.0
+    budget_s = args.budget_minutes * 60 if args.budget_minutes else None
+    cfg = scratch_recipe(args.net, args.epochs, max_seconds=budget_s, options=options,
+                         batch_size=args.batch_size, lr=args.lr,
                          crop_stages=crop_stages(args.crop), val_every_epochs=args.val_every, ema_decay=args.ema,
                          device=args.device, precision=args.precision, threads=args.threads, workers=args.workers,
                          channels_last=True if args.channels_last else None,
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("| network | status | epochs | steps | wall (all sessions) | img/s | best val mIoU | device |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     miou = f"{result['best_val_miou']:.4f}" if result["best_val_miou"] is not None else "-"
-    print(f"| {args.net} | {last.kind} | {result['epochs_done']:.1f}/{args.epochs:g} | {last.step} | "
+    print(f"| {args.net} | {last.kind} | {result['epochs_done']:.1f}/{args.epochs or 0:g} | {last.step} | "
           f"{result['wall_s_total'] / 60:.1f} min | {result['images_per_s'] or 0:.1f} | {miou} | {result['device']} |")
     if result.get("per_class_iou"):
         print("per-class IoU: " + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -"
