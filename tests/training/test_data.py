@@ -202,6 +202,6 @@ def test_engine_with_device_augmentation(tmp_path: Path) -> None:
     from segstudio.training.engine import train
 
     cfg = TrainConfig(arch="unet", options={"base_width": 8}, steps=3, batch_size=2, crop_stages=((0.0, 32),),
-                      augment_on_device=True, output_dir=str(tmp_path), threads=1)
+                      augment_on_device=True, output_dir=str(tmp_path), threads=1, device="cpu")
     events = list(train(cfg, blob_data(n=2)))
     assert events[-1].kind == "finished" and all(e.loss is not None for e in events if e.kind == "step")

@@ -23,10 +23,11 @@ from tests.training.conftest import CLASSES, blob_data, make_folders, make_proje
 
 
 def tiny_config(tmp_path: Path, **kw: Any) -> TrainConfig:
+    """CPU settings: these tests check the CPU path on every machine (on CUDA the loss is read one step late)."""
     base: dict[str, Any] = dict(arch="unet", options={"base_width": 8}, steps=12, batch_size=2,
                                 crop_stages=((0.0, 32),), lr=5e-3, loss_stages=((0.0, "ce+dice"),),
                                 augment=AugmentConfig(scale_range=(0.8, 1.2)), output_dir=str(tmp_path / "run"),
-                                threads=1, val_every_epochs=0.0, log_every_s=0.0)
+                                threads=1, val_every_epochs=0.0, log_every_s=0.0, device="cpu")
     base.update(kw)
     return TrainConfig(**base)
 
