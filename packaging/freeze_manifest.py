@@ -17,8 +17,9 @@ DATA_FOLDERS = ("resources",)
 """Copied whole into the bundle, at the same relative path (segstudio.paths looks for them there)."""
 
 MODELS_FOLDER = "models"
-MODEL_SUFFIXES = (".onnx", ".safetensors")
-"""Every model file in models/ is bundled (hidden files and the ONNX export cache are not)."""
+MODEL_SUFFIXES = (".onnx",)
+"""The frozen app has no torch: it runs ONNX files only, so the PyTorch weights stay out (about 51 MB).
+Hidden files and the ONNX export cache are not bundled either."""
 
 DESKTOP_FILE = "packaging/segstudio.desktop"
 INSTALL_SCRIPT = "packaging/install-desktop-entry.sh"
@@ -65,7 +66,7 @@ TRIMMED_QT_PLUGINS = (
 
 
 def model_files(repo: Path) -> list[Path]:
-    """The model files the bundle gets: ``models/*.onnx`` and ``models/*.safetensors``, sorted."""
+    """The model files the bundle gets: ``models/*.onnx``, sorted."""
     folder = repo / MODELS_FOLDER
     if not folder.is_dir():
         return []

@@ -69,7 +69,8 @@ def wants_cli(argv: Sequence[str]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -78,6 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except CliError as exc:
         print(f"segstudio: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        # export-onnx, import-checkpoint (and training) need torch; the base install and the frozen app lack it.
+        print(f"segstudio: error: `segstudio {arguments[0]}` needs PyTorch, which is not installed here; "
+              "install it with the torch extra: pip install 'segstudio[torch]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("segstudio: interrupted", file=sys.stderr)
