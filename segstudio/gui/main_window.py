@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QStackedWidget,
     QToolBar,
     QWidget,
@@ -93,7 +95,11 @@ class MainWindow(QMainWindow):
         tr = a.training
         self.training_panel = TrainingPanel(self.training, tr.fine_tune, tr.stop, tr.evaluate)
         # a tab beside the model panel (the right side has room for two docks); raised when a run starts
-        self.add_panel("training", "Fine-tune", self.training_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        scroll = QScrollArea()  # the panel is tall: it scrolls rather than forcing the dock area's size
+        scroll.setWidget(self.training_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.add_panel("training", "Fine-tune", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["model"], self.docks["training"])
         self.docks["model"].raise_()
         self.resizeDocks([self.docks["classes"], self.docks["model"]], [330, 430], Qt.Orientation.Vertical)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QProgressBar,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -123,6 +124,9 @@ class TrainingPanel(QWidget):
         self.report_title = QLabel("How good is it: per image (run a round, or press How good is it?)")
         self.report_title.setWordWrap(True)
         self.images = _table(["Image", "mIoU"])
+        # text that changes during a run must not resize the dock: the canvas would move under the brush
+        for label in (self.start_point, self.rate, self.eta, self.status, self.report_title):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(self)
         layout.addWidget(self.start_point)
         layout.addLayout(form)
@@ -131,7 +135,10 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addLayout(rate_row)
         layout.addWidget(self.status)
-        layout.addWidget(QLabel("<b>How good is it</b> — mIoU on the corrected images"))
+        heading = QLabel("<b>How good is it</b> — mIoU on the corrected images")
+        heading.setWordWrap(True)
+        heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(heading)
         layout.addWidget(self.rounds, 1)
         layout.addWidget(self.report_title)
         layout.addWidget(self.images, 2)
