@@ -123,6 +123,7 @@ class TrainingController(QObject):
         self.controller.documentChanged.connect(lambda _doc: self._try_resegment())
         segment.choiceChanged.connect(lambda _c: self.startPointChanged.emit(self.start_point()))
         segment.modelChanged.connect(self._model_changed)
+        segment.fitChanged.connect(lambda _fit: self._try_resegment())  # the class fit follows modelChanged
 
     # ------------------------------------------------------------------ state
     @property
@@ -357,8 +358,8 @@ class TrainingController(QObject):
         if target is None or self._pending_model is not None:
             return
         current = self.controller.current
-        if current is None or current.path != target:
-            return
+        if current is None or current.path != target or self.segment.fit is None:
+            return  # the image is still opening, or the model's classes are still being matched
         self._reseg_target = None
         reason = self.segment.blocked_reason()
         if reason is not None:

@@ -19,7 +19,7 @@ from segstudio.gui.panels.training_plot import TrainingPlot
 from segstudio.gui.quality import ROUNDS_FILE, RoundHistory, change_text, fmt_iou, training_dir
 from segstudio.gui.training_run import TrainSettings
 from segstudio.training.evaluate import evaluate_on_corrections
-from tests.gui.conftest import choose_model, open_and_wait
+from tests.gui.conftest import choose_model, open_and_wait, show_image
 from tests.inference.toy import TOY_MODEL, scene
 
 TIMEOUT = 90_000
@@ -191,6 +191,7 @@ def test_without_a_trainable_model_the_small_data_network_is_trained_from_scratc
                                                                                   painted: Path) -> None:
     open_and_wait(qtbot, window, painted)
     window.segment.set_backend("cpu-torch")
+    show_image(qtbot, window, "scene03.png")  # unlabelled: the image on screen is the one re-segmented
     qtbot.waitUntil(lambda: window.all_actions.training.fine_tune.isEnabled(), timeout=TIMEOUT)
     panel = window.training_panel
     assert "small-data U-Net (base width 8) from scratch" in panel.start_point.text()
@@ -205,8 +206,10 @@ def test_without_a_trainable_model_the_small_data_network_is_trained_from_scratc
     assert r.model_before is None and r.before is None and r.after is not None
     assert panel.rounds.item(0, 2).text() == fmt_iou(r.after.miou)
     # the new model has the project's classes, so it segments the next unlabelled image at once
-    qtbot.waitUntil(lambda: window.controller.current.path == "scene02.png"
-                    and window.controller.current.session.prediction is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.controller.current.session.prediction is not None, timeout=TIMEOUT)
+    assert window.controller.current.path == "scene03.png"
+    assert np.array_equal(read_mask(painted / "predictions" / "scene03.png"),
+                          window.controller.current.session.prediction)
     # the project scans no training output as an image
     window.controller.rescan()
     qtbot.waitUntil(lambda: not window.workers.running(), timeout=TIMEOUT)
