@@ -121,6 +121,7 @@ class TrainingPanel(QWidget):
         self.status = QLabel("Not running")
         self.status.setWordWrap(True)
         self.rounds = _table(["Round", "Model", "Project mIoU before → after"])
+        self.rounds.setMaximumHeight(130)  # the latest rounds; older ones scroll
         self.report_title = QLabel("How good is it: per image (run a round, or press How good is it?)")
         self.report_title.setWordWrap(True)
         self.images = _table(["Image", "mIoU"])
@@ -139,9 +140,9 @@ class TrainingPanel(QWidget):
         heading.setWordWrap(True)
         heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(heading)
-        layout.addWidget(self.rounds, 1)
+        layout.addWidget(self.rounds)
         layout.addWidget(self.report_title)
-        layout.addWidget(self.images, 2)
+        layout.addWidget(self.images, 3)
         t = training
         t.defaultsReady.connect(self._defaults)
         t.startPointChanged.connect(self._start_point)

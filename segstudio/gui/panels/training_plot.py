@@ -20,6 +20,14 @@ MAX_POINTS = 2000
 """Older loss points are thinned (every other one dropped) beyond this, so a long run stays cheap to draw."""
 
 
+def smoothed(values: list[float], alpha: float = 0.1) -> list[float]:
+    """Exponential moving average of ``values`` (the first value starts it)."""
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else out[-1] + alpha * (v - out[-1]))
+    return out
+
+
 class TrainingPlot(QWidget):
     """Loss per step and validation mIoU per step; :meth:`clear` for a new run."""
 
@@ -28,6 +36,7 @@ class TrainingPlot(QWidget):
         self.loss: list[tuple[int, float]] = []
         self.miou: list[tuple[int, float]] = []
         self.setMinimumHeight(130)
+        self.setMaximumHeight(260)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
     def sizeHint(self) -> QSize:
@@ -97,18 +106,28 @@ class TrainingPlot(QWidget):
         p.drawText(QPointF(plot.right() - fm.horizontalAdvance(end), plot.bottom() + fm.ascent() + 3), end)
         if self.loss:
             values = [v for _, v in self.loss]
-            lo, hi = min(0.0, min(values)), max(values)
-            hi = hi if hi > lo else lo + 1.0
+            # the loss's own range (a margin of 5 %): a fine-tuning run's loss moves little, and an axis
+            # from 0 would flatten it
+            lo, hi = min(values), max(values)
+            pad = 0.05 * (hi - lo) if hi > lo else max(0.05 * abs(hi), 1e-3)
+            lo, hi = max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
             p.setPen(LOSS_COLOUR)
             for i in range(5):
                 v = hi - (hi - lo) * i / 4
                 y = plot.top() + plot.height() * i / 4
                 p.drawText(QRectF(0, y - fm.height() / 2, left - 4, fm.height()),
                            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{v:.3g}")
-            poly = QPolygonF([QPointF(x_of(s), plot.bottom() - plot.height() * (v - lo) / (hi - lo))
-                              for s, v in self.loss])
-            p.setPen(QPen(LOSS_COLOUR, 1.6))
-            p.drawPolyline(poly)
+            def y_of(v: float) -> float:
+                return plot.bottom() - plot.height() * (v - lo) / (hi - lo)
+
+            # the raw per-step loss is noisy (one small batch per step): drawn faint, its moving average solid
+            faint = QColor(LOSS_COLOUR)
+            faint.setAlpha(90)
+            p.setPen(QPen(faint, 1.0))
+            p.drawPolyline(QPolygonF([QPointF(x_of(s), y_of(v)) for s, v in self.loss]))
+            p.setPen(QPen(LOSS_COLOUR, 2.0))
+            p.drawPolyline(QPolygonF([QPointF(x_of(s), y_of(v))
+                                      for (s, _), v in zip(self.loss, smoothed(values))]))
         p.setPen(MIOU_COLOUR)
         for i in range(5):
             v = 1.0 - i / 4
@@ -120,7 +139,8 @@ class TrainingPlot(QWidget):
             p.setPen(QPen(MIOU_COLOUR, 1.6))
             if len(pts) > 1:
                 p.drawPolyline(QPolygonF(pts))
-            p.setBrush(MIOU_COLOUR)
-            for pt in pts:
-                p.drawEllipse(pt, 3.0, 3.0)
+            if len(pts) <= 40:  # dots while they stay apart
+                p.setBrush(MIOU_COLOUR)
+                for pt in pts:
+                    p.drawEllipse(pt, 3.0, 3.0)
         p.end()
