@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 
 from segstudio.core.image_io import read_mask
 from segstudio.core.project import Project
+from segstudio.gui.actions import shortcut_table
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.panels.training_plot import TrainingPlot
 from segstudio.gui.quality import ROUNDS_FILE, RoundHistory, change_text, fmt_iou, training_dir
@@ -95,6 +96,7 @@ def test_a_short_fine_tune_makes_a_new_active_version_and_resegments(qtbot, wind
     assert r.after.miou == pytest.approx(after.miou) and r.before.miou == pytest.approx(before.miou)
     assert panel.rounds.rowCount() == 1
     assert panel.rounds.item(0, 2).text() == change_text(before.miou, after.miou)
+    assert f"red: {change_text(before.per_class['red'], after.per_class['red'])}" in panel.rounds.item(0, 2).toolTip()
     table = panel.images
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     assert headers == ["Image", "mIoU", "background", "red", "blue"]
@@ -169,9 +171,29 @@ def test_training_needs_labels_and_says_where_it_starts(qtbot, window: MainWindo
     assert not window.training_panel.start() and window.training.process is None
     choose_model(qtbot, window, model_dir / "toy.onnx")
     assert "ONNX file" in panel.start_point.text() and "from scratch" in panel.start_point.text()
+    # the actions are in the Model menu and in the shortcuts list
+    assert ("Training", "Fine-tune on Corrections", "Ctrl+T") in shortcut_table(window.all_actions)
+    assert window.all_actions.training.fine_tune in window.menus["model"].actions()
     # the recipe's defaults are in the panel
     s = panel.settings()
     assert (s.unit, s.length, s.loss) == ("seconds", 120, "focal+dice") and s.lr == pytest.approx(5e-3)
+
+
+def test_how_good_is_it_on_demand_scores_the_active_model(qtbot, window: MainWindow, painted: Path,
+                                                         start_model: Path) -> None:
+    ready(qtbot, window, painted, start_model)
+    panel = window.training_panel
+    assert window.all_actions.training.evaluate.isEnabled()
+    with qtbot.waitSignal(window.training.reportReady, timeout=TIMEOUT) as got:
+        qtbot.mouseClick(panel.evaluate_button, Qt.MouseButton.LeftButton)
+    want = evaluate_on_corrections(start_model, painted, backend="torch", device="auto")
+    assert got.args[1].miou == pytest.approx(want.miou)
+    assert [panel.images.item(r, 0).text() for r in range(panel.images.rowCount())] == \
+        ["scene00.png", "scene01.png", "project"]
+    assert panel.images.item(0, 1).text() == fmt_iou(want.images[0].miou)
+    assert panel.images.item(2, 4).text() == fmt_iou(want.per_class["blue"])
+    assert "Now: toy.safetensors" in panel.report_title.text()
+    assert window.training.history.rounds == []  # on demand is not a round
 
 
 def test_the_plot_skips_unknown_losses(qtbot) -> None:

@@ -250,8 +250,11 @@ class TrainingPanel(QWidget):
             self.rounds.setItem(row, 0, _cell(str(r.number)))
             self.rounds.setItem(row, 1, _cell(Path(r.model_after).name, align_right=False))
             item = _cell(change_text(before, after))
+            lines = [f"{cls}: {change_text(r.before.per_class.get(cls) if r.before else None, iou)}"
+                     for cls, iou in (r.after.per_class.items() if r.after is not None else [])]
             if r.before_error:
-                item.setToolTip(f"The model before could not be scored: {r.before_error}")
+                lines.append(f"The model before could not be scored: {r.before_error}")
+            item.setToolTip("IoU per class, before → after\n" + "\n".join(lines) if lines else "")
             self.rounds.setItem(row, 2, item)
         if history.rounds:
             self.rounds.scrollToBottom()
