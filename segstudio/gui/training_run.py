@@ -98,6 +98,7 @@ class TrainingController(QObject):
         self.controller = segment.controller
         self.workers = segment.workers
         self.defaults: TrainSettings | None = None
+        self.unavailable: str | None = None  # why the training engine cannot load here
         self.process: TrainingProcess | None = None
         self.history = RoundHistory()
         self.last_event: TrainEvent | None = None
@@ -135,7 +136,13 @@ class TrainingController(QObject):
         if self.defaults is not None or self.workers.running("training defaults"):
             return
         self.workers.start("training defaults", lambda c: recipe_defaults(), on_finished=self._defaults_found,
-                           on_failed=lambda msg: self.controller.message.emit(f"Training is unavailable: {msg}"))
+                           on_failed=self._no_engine)
+
+    def _no_engine(self, message: str) -> None:
+        # e.g. the frozen CPU/ONNX app, which ships without torch
+        self.unavailable = f"the training engine cannot load: {message} (training needs PyTorch)"
+        self.controller.message.emit(f"Fine-tuning is unavailable: {self.unavailable}")
+        self.stateChanged.emit()
 
     def _defaults_found(self, settings: TrainSettings) -> None:
         self.defaults = settings
@@ -161,6 +168,8 @@ class TrainingController(QObject):
             return "open a folder of images first"
         if self.running:
             return "a fine-tuning run is under way"
+        if self.unavailable is not None:
+            return self.unavailable
         if self.defaults is None:
             return "the training engine is still loading"
         if self.segment.labelled_images() == 0:

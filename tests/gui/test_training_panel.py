@@ -196,6 +196,19 @@ def test_how_good_is_it_on_demand_scores_the_active_model(qtbot, window: MainWin
     assert window.training.history.rounds == []  # on demand is not a round
 
 
+def test_without_the_training_engine_the_panel_says_why(qtbot, window: MainWindow, painted: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_torch() -> TrainSettings:
+        raise ImportError("No module named 'torch'")
+
+    monkeypatch.setattr("segstudio.gui.training_run.recipe_defaults", no_torch)
+    open_and_wait(qtbot, window, painted)
+    qtbot.waitUntil(lambda: window.training.unavailable is not None, timeout=10_000)
+    action = window.all_actions.training.fine_tune
+    assert not action.isEnabled() and "No module named 'torch'" in action.toolTip()
+    assert not window.training_panel.start() and window.training.process is None
+
+
 def test_the_plot_skips_unknown_losses(qtbot) -> None:
     plot = TrainingPlot()
     qtbot.addWidget(plot)
