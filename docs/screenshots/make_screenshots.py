@@ -1,12 +1,14 @@
 """Take the README's screenshots of the real window (run under Xvfb).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots/make_screenshots.py
+    xvfb-run -a -s "-screen 0 1600x1200x24" python docs/screenshots/make_screenshots.py
 
 States: the welcome page (first launch, no project); painting (the sample
 images opened with "Open sample images", some regions labelled with the
 polygon tool and the brush, a brush stroke under way); segmented and its
 uncertainty (a folder segmented with Segment All Unlabelled, then "Next most
-uncertain image"). The labels are drawn by this script through the same tools
+uncertain image"); training (``make_screenshots.py training`` takes only this
+one): twelve ISBI-2012 EM slices, ten of them with sparse corrections, two
+fine-tuning rounds run from the Fine-tune panel. The labels are drawn by this script through the same tools
 a user has; nothing is taken from ground truth. A throw-away settings file and
 data folder are used, so the user's own settings and sample project are not
 touched.
@@ -33,6 +35,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 HERE = Path(__file__).resolve().parent
+SECONDS = tuple(int(s) for s in os.environ.get("SHOT_SECONDS", "90,45").split(","))
+"""The training shot's two rounds, in seconds (``SHOT_SECONDS=12,8`` for a quick try)."""
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -63,6 +67,9 @@ def main() -> int:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "ini"))
     app = QApplication(sys.argv[:1])
+    if sys.argv[1:] == ["training"]:
+        training(app, tmp)
+        return 0
 
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.theme import apply_theme
@@ -110,6 +117,7 @@ def main() -> int:
         window.close()
     apply_theme(app, "light")
     segmented(app, tmp)
+    training(app, tmp)
     print(f"saved welcome.png, painting.png, painting-dark.png, segmented.png, uncertainty.png in {HERE}")
     return 0
 
@@ -156,6 +164,68 @@ def segmented(app: QApplication, tmp: Path) -> None:
     window.all_actions.view.uncertainty.trigger()
     QTest.qWait(300)
     window.grab().save(str(HERE / "uncertainty.png"))
+    window.close()
+
+
+
+def training(app: QApplication, tmp: Path) -> None:
+    """Two fine-tuning rounds on ISBI-2012 slices, from the Fine-tune panel.
+
+    The data set's own labels stand in for a user's corrections, kept sparse the
+    way a user paints: three horizontal bands of each of ten slices (the rest is
+    "not labelled"); two slices stay unlabelled. Round 1 trains the small-data
+    U-Net from scratch (no model chosen), round 2 fine-tunes round 1's model; the
+    shot is taken after round 2, its model active, the next unlabelled slice
+    re-segmented, and the "how good is it" tables filled.
+    """
+    import numpy as np
+
+    from segstudio.core.classes import ClassTable
+    from segstudio.core.image_io import read_mask
+    from segstudio.core.project import Project
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.training_run import TrainSettings
+
+    data = Path(os.environ.get("SEGSTUDIO_DATA", ROOT.parent / "shared" / "data")) / "isbi-membrane"
+    folder = tmp / "isbi"
+    folder.mkdir(parents=True)
+    for i in range(12):
+        (folder / f"{i:02d}.png").write_bytes((data / "image" / f"{i:02d}.png").read_bytes())
+    project = Project.create(folder, classes=ClassTable.from_names(["membrane", "cell"],
+                                                                   [(255, 60, 60), (60, 200, 255)]))
+    for i in range(2, 12):
+        truth = read_mask(data / "label" / f"{i:02d}.png")
+        label = np.full(truth.shape, 255, np.uint8)
+        for top in (40, 220, 400):
+            band = slice(top, top + 60)
+            label[band] = np.where(truth[band] == 0, 0, 1)
+        project.save_label(f"{i:02d}.png", label)
+    project.save()
+    window = MainWindow()
+    window.resize(1500, 1150)
+    window.show()
+    QTest.qWaitForWindowExposed(window)
+    window.segment.set_backend("cpu-torch")
+    window.open_paths([folder])
+    wait_until(app, lambda: window.controller.current is not None)
+    wait_until(app, lambda: window.all_actions.training.fine_tune.isEnabled(), 120_000)
+    window.docks["training"].raise_()
+    window.resizeDocks([window.docks["classes"], window.docks["training"]], [120, 1020], Qt.Orientation.Vertical)
+    window.resizeDocks([window.docks["training"]], [470], Qt.Orientation.Horizontal)
+    window.controller.message.connect(lambda text: print(text, flush=True))  # the status bar's lines
+    for seconds in SECONDS:
+        window.training_panel.set_settings(TrainSettings(seconds, "seconds", 5e-3, 0, "focal+dice"))
+        rounds = len(window.training.history.rounds)
+        window.all_actions.training.fine_tune.trigger()
+        wait_until(app, lambda: not window.training.running, 600_000)
+        wait_until(app, lambda r=rounds: len(window.training.history.rounds) == r + 1, 300_000)
+        wait_until(app, lambda: not window.segment.running and window.segment.loaded is not None, 120_000)
+    wait_until(app, lambda: window.controller.current is not None
+               and window.controller.current.session.prediction is not None, 120_000)
+    wait_until(app, lambda: len(window.files.model.thumbs) == len(window.files.model.entries))
+    window.canvas.fit_to_window()
+    QTest.qWait(400)
+    window.grab().save(str(HERE / "training.png"))
     window.close()
 
 

@@ -5,7 +5,7 @@
 Keyboard shortcuts list is generated from these containers, so it cannot
 miss one. A new group (the model and training panels' actions) is one more
 dataclass field in :class:`Actions` and one more menu in :func:`build_menus`
-(the model group is; the fine-tuning panel's actions are the next).
+(the model group is; the fine-tuning group's actions go in the Model menu).
 """
 
 from __future__ import annotations
@@ -115,6 +115,13 @@ class ModelActions(_Group):
 
 
 @dataclass(frozen=True)
+class TrainingActions(_Group):
+    fine_tune: QAction
+    stop: QAction
+    evaluate: QAction
+
+
+@dataclass(frozen=True)
 class ClassActions(_Group):
     next: QAction
     previous: QAction
@@ -137,6 +144,7 @@ class Actions:
     view: ViewActions
     image: ImageActions
     model: ModelActions
+    training: TrainingActions
     classes: ClassActions
     help: HelpActions
 
@@ -233,6 +241,13 @@ def create_actions(parent: QWidget) -> Actions:
                       "Segment every image without a label (or whose prediction came from another model)"),
         cancel=a(parent, "&Cancel Segmentation", "Ctrl+.", "Stop segmenting; images already done are kept"),
     )
+    training = TrainingActions(
+        fine_tune=a(parent, "&Fine-tune on Corrections", "Ctrl+T",
+                    "Train the model on the corrected images in the background; the new version becomes active"),
+        stop=a(parent, "S&top Fine-tuning", "Ctrl+Shift+T", "Stop the run; the previous model stays active"),
+        evaluate=a(parent, "&How Good Is It?", "Ctrl+G",
+                   "Score the active model against the corrected images (IoU per image and class)"),
+    )
     select = tuple(a(parent, f"Class {i + 1}", str((i + 1) % 10)) for i in range(10))
     classes = ClassActions(
         next=a(parent, "&Next Class", "."),
@@ -243,7 +258,7 @@ def create_actions(parent: QWidget) -> Actions:
         shortcuts=a(parent, "&Keyboard Shortcuts", QKeySequence.StandardKey.HelpContents),
         about=a(parent, "&About segstudio"),
     )
-    return Actions(file, edit, tools, view, image, model, classes, help_)
+    return Actions(file, edit, tools, view, image, model, training, classes, help_)
 
 
 def build_menus(bar: QMenuBar, actions: Actions) -> dict[str, QMenu]:
@@ -289,6 +304,9 @@ def build_menus(bar: QMenuBar, actions: Actions) -> dict[str, QMenu]:
     m.addAction(md.open_model)
     m.addSeparator()
     m.addActions([md.segment, md.segment_all, md.cancel])
+    m.addSeparator()
+    tr = actions.training
+    m.addActions([tr.fine_tune, tr.stop, tr.evaluate])
     c = actions.classes
     m = menus["classes"] = bar.addMenu("&Classes")
     m.addActions([c.next, c.previous])

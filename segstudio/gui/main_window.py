@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QStackedWidget,
     QToolBar,
     QWidget,
@@ -43,10 +45,12 @@ from segstudio.gui.panels.help import ShortcutsDialog
 from segstudio.gui.panels.model import ModelPanel
 from segstudio.gui.panels.status_bar import StatusFields, describe_pixel
 from segstudio.gui.panels.tool_options import ToolOptions
+from segstudio.gui.panels.training import TrainingPanel
 from segstudio.gui.panels.welcome import WelcomePage, sample_classes, shipped_models
 from segstudio.gui.segmentation import SegmentController
 from segstudio.gui.settings import AppSettings, app_data_dir, models_dir, resources_dir
 from segstudio.gui.theme import apply_theme, system_is_dark
+from segstudio.gui.training_run import TrainingController
 from segstudio.gui.undo import UndoAdapter
 from segstudio.gui.workers import WorkerPool
 
@@ -62,6 +66,7 @@ class MainWindow(QMainWindow):
         self.workers = WorkerPool(self)
         self.controller = ProjectController(self.workers, self)
         self.segment = SegmentController(self.controller, self.settings, self)
+        self.training = TrainingController(self.segment, self)
         self.all_actions = create_actions(self)
         self.menus = build_menus(self.menuBar(), self.all_actions)
         self.canvas = Canvas()
@@ -86,8 +91,17 @@ class MainWindow(QMainWindow):
         self.add_panel("classes", "Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         m = a.model
         self.model_panel = ModelPanel(self.segment, models_dir(), m.open_model, m.segment, m.segment_all, m.cancel)
-        # the fine-tuning panel docks under this one: add_panel("training", ...)
         self.add_panel("model", "Model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        tr = a.training
+        self.training_panel = TrainingPanel(self.training, tr.fine_tune, tr.stop, tr.evaluate)
+        # a tab beside the model panel (the right side has room for two docks); raised when a run starts
+        scroll = QScrollArea()  # the panel is tall: it scrolls rather than forcing the dock area's size
+        scroll.setWidget(self.training_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.add_panel("training", "Fine-tune", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["model"], self.docks["training"])
+        self.docks["model"].raise_()
         self.resizeDocks([self.docks["classes"], self.docks["model"]], [330, 430], Qt.Orientation.Vertical)
         self.model_commands = ModelCommands(self, self.segment, a, self.settings, models_dir())
         self.tool_options = ToolOptions()
@@ -222,6 +236,8 @@ class MainWindow(QMainWindow):
         k.previous.triggered.connect(lambda: t.set_class((t.current_class - 1) % max(1, t.num_classes)))
         for n, act in enumerate(k.select):
             act.triggered.connect(lambda _=False, n=n: t.set_class(n))
+        a.training.fine_tune.triggered.connect(self.docks["training"].raise_)
+        a.training.evaluate.triggered.connect(self.docks["training"].raise_)
         a.help.shortcuts.triggered.connect(self.show_shortcuts)
         a.help.about.triggered.connect(lambda: self.show_message(
             "About segstudio", f"segstudio {__version__}\nSemantic segmentation with a human in the loop.",
@@ -520,6 +536,7 @@ class MainWindow(QMainWindow):
                 break
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        self.training.shutdown()  # the training process ends with its window
         self.workers.shutdown()
         super().closeEvent(event)
 

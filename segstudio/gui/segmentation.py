@@ -5,9 +5,9 @@
 model in a worker, matches its classes to the project's, runs segmentation
 in workers (with progress and cancel) and hands the results to the project
 controller, which shows them. The model panel and the actions only call it and
-listen to its signals. The fine-tuning panel (a later phase) uses the same
-entry points: :attr:`choice` (what to train: an untrained network or a model
-file to fine-tune) and :meth:`choose_file` (make a new model version active).
+listen to its signals. The fine-tuning controller (training_run.py) uses the same
+entry points: :attr:`choice` (a model file to fine-tune, or none: then it trains
+the small-data network from scratch) and :meth:`choose_file` (make a new model version active).
 """
 
 from __future__ import annotations

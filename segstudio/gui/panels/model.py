@@ -1,7 +1,7 @@
 """The model panel: choose a model file or an untrained network, where it runs, its card, and Segment.
 
 It talks only to the :class:`~segstudio.gui.segmentation.SegmentController`
-(and triggers the window's actions); the fine-tuning panel docks under it.
+(and triggers the window's actions); the fine-tuning panel is a tab beside it.
 """
 
 from __future__ import annotations
