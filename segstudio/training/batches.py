@@ -110,11 +110,11 @@ def _value_max(dtype: np.dtype) -> float:
     return 65535.0 if dtype == np.uint16 else 255.0
 
 
-class CpuBatcher:
-    """Batches augmented with OpenCV in worker threads; one batch is prepared ahead."""
+class _Batcher:
+    """What both batchers hold: the samples, the batch size, the augmentation and the seed."""
 
     def __init__(self, samples: Sequence[Sample], batch_size: int, aug: AugmentConfig, maker: InputMaker,
-                 ignore_index: int, seed: int, workers: int = 1, jitter: bool = True) -> None:
+                 ignore_index: int, seed: int, jitter: bool) -> None:
         if not samples:
             raise ValueError("no samples to batch")
         self.samples = list(samples)
@@ -124,6 +124,14 @@ class CpuBatcher:
         self.ignore_index = ignore_index
         self.seed = seed
         self.jitter = jitter
+
+
+class CpuBatcher(_Batcher):
+    """Batches augmented with OpenCV in worker threads; one batch is prepared ahead."""
+
+    def __init__(self, samples: Sequence[Sample], batch_size: int, aug: AugmentConfig, maker: InputMaker,
+                 ignore_index: int, seed: int, workers: int = 1, jitter: bool = True) -> None:
+        super().__init__(samples, batch_size, aug, maker, ignore_index, seed, jitter)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segstudio-augment")
         self._ahead: tuple[int, tuple[int, int], Future] | None = None
         self._lock = threading.Lock()
@@ -175,21 +183,13 @@ class CpuBatcher:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DeviceBatcher:
+class DeviceBatcher(_Batcher):
     """Batches augmented on the device (``grid_sample``); sources uploaded once when they are in memory."""
 
     def __init__(self, samples: Sequence[Sample], batch_size: int, aug: AugmentConfig, maker: InputMaker,
                  ignore_index: int, seed: int, device: torch.device, jitter: bool = True) -> None:
-        if not samples:
-            raise ValueError("no samples to batch")
-        self.samples = list(samples)
-        self.batch_size = batch_size
-        self.aug = aug
-        self.maker = maker
-        self.ignore_index = ignore_index
-        self.seed = seed
+        super().__init__(samples, batch_size, aug, maker, ignore_index, seed, jitter)
         self.device = device
-        self.jitter = jitter
         self._images: dict[int, Tensor] = {}
         self._labels: dict[int, Tensor] = {}
         for i, s in enumerate(self.samples):

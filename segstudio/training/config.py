@@ -184,6 +184,15 @@ SMALL_DATA_OPTIONS: dict[str, Any] = {"base_width": 8}
 (benchmarks/train_hitl_isbi.py: ≥ 0.75 mIoU on ISBI slices 05–19 after 120 s on 2 cores)."""
 
 
+def _with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """``cfg`` with the named settings replaced; an unknown name is refused."""
+    for k, v in overrides.items():
+        if not hasattr(cfg, k):
+            raise ValueError(f"unknown training setting {k!r}")
+        setattr(cfg, k, v)
+    return cfg
+
+
 def small_data_recipe(max_seconds: float | None = 120.0, **overrides: Any) -> TrainConfig:
     """The suggested recipe for learning from a handful of (possibly sparsely) labelled images on a CPU.
 
@@ -213,11 +222,7 @@ def small_data_recipe(max_seconds: float | None = 120.0, **overrides: Any) -> Tr
         channels_last=True,
         cpu_bf16=True,
     )
-    for k, v in overrides.items():
-        if not hasattr(cfg, k):
-            raise ValueError(f"unknown training setting {k!r}")
-        setattr(cfg, k, v)
-    return cfg
+    return _with_overrides(cfg, overrides)
 
 
 def scratch_recipe(arch: str, epochs: float, **overrides: Any) -> TrainConfig:
@@ -242,8 +247,4 @@ def scratch_recipe(arch: str, epochs: float, **overrides: Any) -> TrainConfig:
         clip_grad_norm=5.0,
         val_every_epochs=5.0,
     )
-    for k, v in overrides.items():
-        if not hasattr(cfg, k):
-            raise ValueError(f"unknown training setting {k!r}")
-        setattr(cfg, k, v)
-    return cfg
+    return _with_overrides(cfg, overrides)
