@@ -74,3 +74,31 @@ def test_speed_rejects_bad_arguments() -> None:
         nets_speed.parse_args(["--precisions", "fp8"])
     with pytest.raises(SystemExit):
         nets_speed.parse_args(["--repeats", "0"])
+
+
+def test_ship_model_cleans_the_card_and_exports_a_checked_onnx(tmp_path) -> None:
+    import json
+
+    from benchmarks import ship_model
+    from segstudio.core.classes import ClassTable
+    from segstudio.inference.model_file import load_card, save_model
+    from segstudio.zoo import ModelCard
+
+    model = nets.create("fastscnn", num_classes=3)
+    card = ModelCard(arch="fastscnn", classes=ClassTable.from_names(["a", "b", "c"]),
+                     options=dict(model.segstudio_options),
+                     metrics=[{"name": "mIoU", "value": 0.5, "data": "validation: 9 images from /root/gpu/val"}],
+                     history=[{"event": "trained", "data": "9 images from /root/gpu/train",
+                               "validation": "9 images from /root/gpu/val"}],
+                     recipe={"output_dir": "/root/runs/x", "init_model": None, "batch_size": 4})
+    (tmp_path / "run").mkdir()
+    src = save_model(tmp_path / "run" / "m.safetensors", model.eval(), card)
+    tta = {"name": "mIoU (TTA)", "value": 0.55, "data": "val with TTA"}
+    out = ship_model.main([str(src), "--name", "demo", "--description", "a demo", "--out", str(tmp_path / "models"),
+                           "--train-data", "train set", "--val-data", "val set", "--metric", json.dumps(tta)])
+    for path in (out, out.with_suffix(".onnx")):
+        shipped = load_card(path)
+        assert shipped.name == "demo" and shipped.description == "a demo"
+        assert shipped.metric("mIoU") == 0.5 and shipped.metric("mIoU (TTA)") == 0.55
+        assert shipped.metrics[0]["data"] == "val set" and shipped.history[0]["data"] == "train set"
+        assert "/root/" not in shipped.to_json() and "output_dir" not in shipped.recipe
