@@ -258,6 +258,21 @@ class TrainingController(QObject):
         """True while a training process of this window (running or ending) is alive."""
         return (self.process is not None and self.process.is_alive()) or any(p.is_alive() for p, _ in self._reaping)
 
+    def _let_go(self) -> None:
+        """Stop the run without waiting for it (another project opened): it is cancelled and reaped from a timer,
+        killed if it lingers past the grace time, so the UI thread never waits on it."""
+        self._timer.stop()
+        self._kill_timer.stop()
+        proc, self.process = self.process, None
+        if proc is not None:
+            proc.cancel()
+            self._reap(proc)
+            self._run_project = None
+            self.ended.emit("cancelled", "Fine-tuning stopped (another project was opened); the previous model stays")
+            self.stateChanged.emit()
+        self._pending_model, self._reseg_target = None, None
+        self._eval_generation += 1
+
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Stop the run and wait for its process to end (closing the window or the project); kills if needed."""
         self._timer.stop()
@@ -439,7 +454,7 @@ class TrainingController(QObject):
         if project is not None and project is self._project:
             return
         self._project = project
-        self.shutdown()
+        self._let_go()
         self.workers.cancel("evaluate")
         self.history = RoundHistory.load(project.root) if project is not None else RoundHistory()
         self.roundsChanged.emit(self.history)

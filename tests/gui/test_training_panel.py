@@ -160,6 +160,23 @@ def test_closing_the_window_ends_the_training_process(qtbot, painted: Path, star
     assert not win.training.running
 
 
+def test_opening_another_project_stops_the_run_without_blocking(qtbot, window: MainWindow, painted: Path,
+                                                                start_model: Path, image_folder: Path) -> None:
+    import time
+
+    ready(qtbot, window, painted, start_model)
+    window.training_panel.set_settings(TrainSettings(600, "seconds", 1e-3, 0, "ce"))
+    assert window.training_panel.start()
+    proc = window.training.process
+    assert proc is not None and proc.is_alive()
+    t0 = time.monotonic()
+    window.open_paths([image_folder])  # the run belongs to the other project: it is cancelled, not waited for
+    assert time.monotonic() - t0 < 2.0
+    assert window.training.process is None
+    qtbot.waitUntil(lambda: not proc.is_alive() and not window.training.processes_alive, timeout=TIMEOUT)
+    assert not list(start_model.parent.glob("*.v2.safetensors"))  # a cancelled run writes no new version
+
+
 def test_training_needs_labels_and_says_where_it_starts(qtbot, window: MainWindow, toy_project: Path,
                                                        model_dir: Path) -> None:
     open_and_wait(qtbot, window, toy_project)
