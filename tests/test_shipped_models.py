@@ -68,3 +68,19 @@ def test_shipped_models_segment_camvid_val(camvid_dir: Path, name: str, floor: f
         pred = predictor.predict(read_image(f)).labels
         cm += confusion_matrix(pred, truth, 11, ignore_index=11)
     assert mean_iou(cm) > floor
+
+
+def test_segment_with_the_default_model_needs_no_torch(tmp_path: Path) -> None:
+    """The base install (no torch) segments the samples with the shipped ONNX model."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; from segstudio.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-c", code, "segment", str(resources_dir() / "samples"), "-o", str(out),
+                          "--model", str(models_dir() / f"{DEFAULT_MODEL}.onnx")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "onnxruntime" in res.stdout + res.stderr
+    assert len(list(out.glob("*.png"))) == len(list((resources_dir() / "samples").glob("*.png")))
