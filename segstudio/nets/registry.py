@@ -8,7 +8,7 @@ validates the options against the spec and builds the module.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from torch import nn
@@ -51,6 +51,20 @@ def register(name: str) -> Callable[[Builder], Builder]:
         return fn
 
     return deco
+
+
+def register_variants(prefix: str, variants: Iterable[str], build: Callable[[str, int, int], nn.Module]) -> None:
+    """Register ``<prefix>_<variant>`` for each variant, built by ``build(variant, num_classes, in_channels)``."""
+
+    def builder(variant: str) -> Builder:
+        def fn(num_classes: int, in_channels: int = 3) -> nn.Module:
+            return build(variant, num_classes, in_channels)
+
+        fn.__name__ = f"build_{prefix}_{variant}"
+        return fn
+
+    for variant in variants:
+        register(f"{prefix}_{variant}")(builder(variant))
 
 
 def _load_all() -> None:

@@ -39,7 +39,6 @@ Implementation notes (speed and export):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -47,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segstudio.nets.layers import DropPath, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
+from segstudio.nets.registry import register_variants
 
 ALIGN_CORNERS = False  # SegFormer head (MODEL_SPECS §0.1)
 BLOCK_LN_EPS = 1e-6  # block and stage-end norms: partial(nn.LayerNorm, eps=1e-6) in mit_b*
@@ -270,13 +269,4 @@ def _build(variant: str, num_classes: int, in_channels: int) -> SegFormer:
     return SegFormer(num_classes, in_channels, dims, depths, channels)
 
 
-def _builder(variant: str) -> Callable[..., nn.Module]:
-    def build(num_classes: int, in_channels: int = 3) -> nn.Module:
-        return _build(variant, num_classes, in_channels)
-
-    build.__name__ = f"build_segformer_{variant}"
-    return build
-
-
-for _variant in VARIANTS:
-    register(f"segformer_{_variant}")(_builder(_variant))
+register_variants("segformer", VARIANTS, _build)

@@ -45,14 +45,12 @@ Deviations, on purpose:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segstudio.nets.layers import DropPath, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
+from segstudio.nets.registry import register_variants
 
 ALIGN_CORNERS = False  # SegNeXt head (MODEL_SPECS §0.1)
 NMF_SEED = 220908575  # the paper's arXiv number; any fixed value would do
@@ -320,13 +318,4 @@ def _build(variant: str, num_classes: int, in_channels: int) -> SegNeXt:
     return SegNeXt(num_classes, in_channels, dims, depths, drop_path, ham_channels, rank)
 
 
-def _builder(variant: str) -> Callable[..., nn.Module]:
-    def build(num_classes: int, in_channels: int = 3) -> nn.Module:
-        return _build(variant, num_classes, in_channels)
-
-    build.__name__ = f"build_segnext_{variant}"
-    return build
-
-
-for _variant in VARIANTS:
-    register(f"segnext_{_variant}")(_builder(_variant))
+register_variants("segnext", VARIANTS, _build)
