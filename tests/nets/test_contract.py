@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from segstudio import nets, zoo
 from segstudio.inference.export import export_onnx_bytes, onnx_parity
+from tests.nets.bn import calibrate_bn
 
 torch.set_num_threads(1)  # tiny inputs: a second thread buys little, and costs a lot on a busy machine
 
@@ -48,22 +49,6 @@ CASES = [pytest.param(n, {}, id=n, marks=_marks(n)) for n in nets.available()] +
     pytest.param(n, o, id=_id(n, o), marks=_marks(n)) for n, o in EXTRA_CASES if n in nets.available()
 ]
 DEFAULT_CASES = [pytest.param(n, id=n, marks=_marks(n)) for n in nets.available()]
-
-
-def _calibrate_bn(model: torch.nn.Module, shape: tuple[int, ...] = (2, 3, 96, 128)) -> None:
-    """Give BatchNorm realistic running statistics, as a trained model has, before eval-mode checks."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.momentum = None  # cumulative average
-    model.train()
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(*shape, generator=gen))
-    for m, mom in zip(bns, saved):
-        m.momentum = mom
-    model.eval()
 
 
 def _as_dict(out: Any) -> dict[str, torch.Tensor]:
@@ -122,7 +107,7 @@ def test_train_outputs_and_gradients(name: str, options: dict[str, Any]) -> None
 def test_onnx_matches_torch_at_two_sizes(name: str, options: dict[str, Any]) -> None:
     torch.manual_seed(0)
     model = nets.create(name, num_classes=3, **options)
-    _calibrate_bn(model)
+    calibrate_bn(model)
     data = export_onnx_bytes(model, in_channels=3, sample_hw=(96, 128))
     diff = onnx_parity(model, data, [(1, 3, 64, 96), (2, 3, 75, 107)])
     assert diff <= 1e-4, f"ONNX Runtime differs from PyTorch by {diff:.2e}"

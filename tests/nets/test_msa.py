@@ -14,22 +14,9 @@ from segstudio import nets, zoo
 from segstudio.inference.export import export_onnx_bytes, onnx_parity
 from segstudio.nets.msa import MultiScaleAttention, scaled_length
 from segstudio.zoo import BadOptionError
+from tests.nets.bn import calibrate_bn
 
 torch.set_num_threads(2)
-
-
-def calibrate_bn(model: nn.Module) -> None:
-    """Give BatchNorm the running statistics of real activations (cumulative average over two batches), then eval."""
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    for m in bns:
-        m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(2, 3, 96, 128))
-    for m in bns:
-        m.momentum = 0.1
-    model.eval()
 
 
 class ToyBase(nn.Module):

@@ -7,29 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from segstudio import nets
 from segstudio.inference.export import export_onnx_bytes, onnx_parity
 from segstudio.nets import rtformer
 from segstudio.nets.layers import DropPath
 from segstudio.zoo import BadOptionError
+from tests.nets.bn import calibrate_bn
 
 torch.set_num_threads(2)
-
-
-def calibrate_bn(model: nn.Module) -> None:
-    """Give BatchNorm the running statistics of real activations (cumulative average over two batches), then eval."""
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    for m in bns:
-        m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(2, 3, 96, 128))
-    for m in bns:
-        m.momentum = 0.1
-    model.eval()
 
 
 def _paddle_double_norm(x: torch.Tensor, heads: int) -> torch.Tensor:
