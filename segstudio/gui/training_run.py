@@ -258,7 +258,7 @@ class TrainingController(QObject):
         """True while a training process of this window (running or ending) is alive."""
         return (self.process is not None and self.process.is_alive()) or any(p.is_alive() for p, _ in self._reaping)
 
-    def _let_go(self) -> None:
+    def _let_go(self, why: str = " (another project was opened)") -> None:
         """Stop the run without waiting for it (another project opened): it is cancelled and reaped from a timer,
         killed if it lingers past the grace time, so the UI thread never waits on it."""
         self._timer.stop()
@@ -268,33 +268,22 @@ class TrainingController(QObject):
             proc.cancel()
             self._reap(proc)
             self._run_project = None
-            self.ended.emit("cancelled", "Fine-tuning stopped (another project was opened); the previous model stays")
+            self.ended.emit("cancelled", f"Fine-tuning stopped{why}; the previous model stays active")
             self.stateChanged.emit()
         self._pending_model, self._reseg_target = None, None
         self._eval_generation += 1
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Stop the run and wait for its process to end (closing the window or the project); kills if needed."""
-        self._timer.stop()
-        self._kill_timer.stop()
+        """Stop the run and wait for its process (and any still ending) to end (closing the window); kills if
+        needed."""
+        self._let_go(why="")
         self._reap_timer.stop()
-        proc, self.process = self.process, None
         ending = [p for p, _ in self._reaping]
         self._reaping.clear()
         for p in ending:
             if p.join(timeout_s) is None:
                 p.kill()
                 p.join(timeout_s)
-        if proc is not None:
-            proc.cancel()
-            if proc.join(timeout_s) is None:
-                proc.kill()
-                proc.join(timeout_s)
-            self._run_project = None
-            self.ended.emit("cancelled", "Fine-tuning stopped; the previous model stays active")
-            self.stateChanged.emit()
-        self._pending_model, self._reseg_target = None, None
-        self._eval_generation += 1
 
     # ------------------------------------------------------------------ events
     def poll(self) -> None:
