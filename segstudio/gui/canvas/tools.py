@@ -146,15 +146,31 @@ def _path(points: list[Point], closed: bool) -> QPainterPath:
     return path
 
 
-class PolygonTool(CanvasTool):
-    """Click vertices; double-click, Enter or a click on the first vertex closes and fills."""
-
-    name = "polygon"
+class _OutlineTool(CanvasTool):
+    """A tool that collects an outline and, when it closes, fills it (or accepts the prediction inside)."""
 
     def __init__(self, ctx: ToolContext, action: str = "fill") -> None:
         super().__init__(ctx)
         self.action = action  # "fill" with the current class, or "accept" the prediction inside
         self.points: list[Point] = []
+
+    def _close_outline(self) -> None:
+        pts, self.points = self.points, []
+        self.ctx.set_preview(None)
+        _close(self.ctx, pts, self.action, self.name)
+
+    def cancel(self) -> None:
+        self.points = []
+        self.ctx.set_preview(None)
+
+
+class PolygonTool(_OutlineTool):
+    """Click vertices; double-click, Enter or a click on the first vertex closes and fills."""
+
+    name = "polygon"
+
+    def __init__(self, ctx: ToolContext, action: str = "fill") -> None:
+        super().__init__(ctx, action)
         self._hover: Point | None = None
 
     def press(self, p: Point, modifiers: Qt.KeyboardModifier) -> None:
@@ -179,24 +195,13 @@ class PolygonTool(CanvasTool):
         self.ctx.set_preview(_path(pts, closed=False))
 
     def finish(self) -> None:
-        pts, self.points = self.points, []
-        self.ctx.set_preview(None)
-        _close(self.ctx, pts, self.action, self.name)
-
-    def cancel(self) -> None:
-        self.points = []
-        self.ctx.set_preview(None)
+        self._close_outline()
 
 
-class LassoTool(CanvasTool):
+class LassoTool(_OutlineTool):
     """Freehand: drag a closed outline; on release it is filled (or the prediction accepted inside)."""
 
     name = "lasso"
-
-    def __init__(self, ctx: ToolContext, action: str = "fill") -> None:
-        super().__init__(ctx)
-        self.action = action
-        self.points: list[Point] = []
 
     def press(self, p: Point, modifiers: Qt.KeyboardModifier) -> None:
         self.points = [p]
@@ -209,13 +214,7 @@ class LassoTool(CanvasTool):
                 self.ctx.set_preview(_path(self.points, closed=True))
 
     def release(self, p: Point) -> None:
-        pts, self.points = self.points, []
-        self.ctx.set_preview(None)
-        _close(self.ctx, pts, self.action, self.name)
-
-    def cancel(self) -> None:
-        self.points = []
-        self.ctx.set_preview(None)
+        self._close_outline()
 
 
 def _close(ctx: ToolContext, pts: list[Point], action: str, name: str) -> None:
