@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from segstudio.cli import CliError
 
+RECIPES = ("auto", "finetune", "small-data", "scratch", "plain")
+
 if TYPE_CHECKING:
     from segstudio.training.config import TrainConfig
     from segstudio.training.data import DataSpec
@@ -22,14 +24,26 @@ data:
                                 (and ROOT/val + ROOT/valannot for validation, when present)
   --project DIR                 a segstudio project: every image with a label (sparse strokes are enough)
 
+recipes (--recipe, default auto):
+  auto        fine-tune a model file with the fine-tuning recipe; a network name trains with the plain defaults
+  finetune    the fine-tuning recipe (a tenth of a from-scratch learning rate, warm-up, BatchNorm statistics
+              kept, the model's own augmentation, early stop on held-out images; never worse on them than the start)
+  small-data  the small-data U-Net's recipe (narrow U-Net from scratch, 256² crops, flips and quarter turns)
+  scratch     the CamVid recipe for a whole data set (focal+Dice, crops 256→384→full, median-frequency weights)
+  plain       the engine's plain defaults
+
 examples:
+  fine-tune the shipped default model on corrected street frames (classes from its card; the new
+  version camvid-fastscnn.v2.safetensors is written to -o):
+    segstudio train --model camvid-fastscnn --images frames --masks masks --map 11=void --minutes 3 -o runs/ft
   CamVid from scratch:
     segstudio train --model fastscnn --images camvid --classes camvid --map 11=void --epochs 200 -o runs/camvid
   ISBI membranes, 2 minutes on the CPU with the small-data recipe:
     segstudio train --recipe small-data --images isbi/image --masks isbi/label \\
         --classes membrane,cell --map 0=membrane,255=cell --minutes 2 -o runs/isbi
-  fine-tune a model on a project's corrections (the new model is written beside the old one):
-    segstudio train --model models/cells.safetensors --project my-project --recipe small-data --minutes 2
+  fine-tune a model on a project's corrections, as the app does (held-out split, the new version kept in the
+  project and judged against the model on the held-out corrections):
+    segstudio train --model models/cells.safetensors --project my-project --minutes 3
 """
 
 
@@ -42,28 +56,30 @@ def add(sub: argparse._SubParsersAction) -> None:
         epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", default=None, metavar="NAME|FILE",
-                   help="a zoo network to train from scratch (see `segstudio models`), or a .safetensors model "
-                        "file to fine-tune (default: the recipe's network)")
+                   help="a model file to fine-tune (.safetensors, or an .onnx with its .safetensors twin beside "
+                        "it), a shipped model by name (e.g. camvid-fastscnn), or a zoo network to train from scratch "
+                        "(see `segstudio models`; default: the recipe's network)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="network option for a new network, e.g. base_width=16 (repeatable)")
-    p.add_argument("--recipe", choices=("default", "small-data", "scratch"), default="default",
-                   help="starting settings: small-data = the app's CPU fine-tuning recipe (narrow U-Net, 256² "
-                        "crops, flips/rotations, CE+Dice, cosine); scratch = the CamVid recipe (focal+Dice then "
-                        "Dice, crops 256→384→full, median-frequency weights, poly); options below override")
+    p.add_argument("--recipe", choices=RECIPES, default="auto",
+                   help="starting settings (see below); the options below override them")
     d = p.add_argument_group("data")
     d.add_argument("--images", type=Path, metavar="DIR", help="training images (or a CamVid-style root)")
     d.add_argument("--masks", type=Path, metavar="DIR", help="training masks, paired with the images by stem")
     d.add_argument("--val-images", type=Path, metavar="DIR", help="validation images")
     d.add_argument("--val-masks", type=Path, metavar="DIR", help="validation masks")
     d.add_argument("--project", type=Path, metavar="DIR", help="train on a segstudio project's labels")
-    d.add_argument("--classes", metavar="NAME,NAME,…", help="class names in index order; 'camvid' for CamVid's 11")
+    d.add_argument("--classes", metavar="NAME,NAME,…",
+                   help="class names in index order; 'camvid' for CamVid's 11 (default when fine-tuning: the "
+                        "model card's)")
     d.add_argument("--map", action="append", default=[], metavar="VALUE=CLASS[,…]",
                    help="what mask values mean, e.g. 0=membrane,255=cell or 11=void (not labelled)")
     d.add_argument("--unmapped", choices=("error", "unlabelled"), default="error",
                    help="a mask value that is neither mapped nor a class: stop (default) or ignore it")
     d.add_argument("--val-fraction", type=float, default=0.1,
-                   help="without a validation folder: hold out this fraction of the images (default 0.1; only "
-                        "with 10 or more images)")
+                   help="without a validation folder, from scratch: hold out this fraction of the images at random "
+                        "(default 0.1; only with 10 or more images). Fine-tuning holds out the 2nd, 7th, 12th … "
+                        "image instead, as the app does")
     r = p.add_argument_group("length (the first limit reached ends the run)")
     r.add_argument("--epochs", type=float)
     r.add_argument("--steps", type=int)
@@ -86,7 +102,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--warmup", type=float, help="warm-up as a fraction of the run")
     o.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights, e.g. 0.999")
     o.add_argument("--freeze-encoder-steps", type=int, help="fine-tuning: train decoder and head only at first")
+    o.add_argument("--freeze-encoder", action="store_true",
+                   help="fine-tuning: train decoder and head only, the whole run (partial freezing)")
+    o.add_argument("--bn", choices=("auto", "train", "frozen"),
+                   help="BatchNorm statistics: learnt from the batches, or kept (auto: kept when fine-tuning with "
+                        "small batches)")
     o.add_argument("--val-every", type=float, metavar="EPOCHS", help="validate every so many epochs")
+    o.add_argument("--val-every-seconds", type=float, metavar="S", help="validate every so many seconds")
     o.add_argument("--early-stop", type=int, metavar="N", help="stop after N validations without improvement")
     h = p.add_argument_group("machine and output")
     h.add_argument("--device", default=None, help="auto (default), cpu or cuda[:N]")
@@ -94,7 +116,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--threads", type=int, help="torch CPU threads")
     h.add_argument("--workers", type=int, help="CPU augmentation threads")
     h.add_argument("--seed", type=int)
-    h.add_argument("-o", "--output", type=Path, default=Path("runs/train"), help="output folder (default runs/train)")
+    h.add_argument("-o", "--output", type=Path, default=Path("runs/train"),
+                   help="output folder: the new model, log, curves and checkpoint (default runs/train; with "
+                        "--project, the model goes into the project)")
     h.add_argument("--name", help="file stem of the new model")
     h.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     h.add_argument("--json", action="store_true", help="print every event as a JSON line")
@@ -145,7 +169,36 @@ def _crop_stages(text: str) -> tuple[tuple[float, int], ...]:
     return tuple((i / len(sizes), s) for i, s in enumerate(sizes))
 
 
-def data_spec(args: argparse.Namespace) -> DataSpec:
+def resolve_model(text: str | None) -> tuple[Path | None, str | None]:
+    """(model file to fine-tune, network name) from ``--model``: a file, a shipped model's name, or a network.
+
+    An ONNX file trains through its ``.safetensors`` twin; one without a twin is refused."""
+    from segstudio.inference.model_file import ModelFileError, trainable_file
+    from segstudio.paths import models_dir
+
+    if not text:
+        return None, None
+    path = Path(text)
+    if not path.is_file() and not text.endswith((".safetensors", ".onnx")):
+        shipped = [models_dir() / f"{text}{suffix}" for suffix in (".safetensors", ".onnx")]
+        found = next((p for p in shipped if p.is_file()), None)
+        if found is None:
+            return None, text  # a network name (checked when the network is built)
+        path = found
+    if not path.is_file():
+        raise CliError(f"the model file {path} does not exist")
+    try:
+        trainable = trainable_file(path)
+    except ModelFileError as exc:
+        raise CliError(str(exc)) from None
+    if trainable is None:
+        raise CliError(f"{path} is an ONNX file without its .safetensors twin beside it; an ONNX file cannot be "
+                       "trained (give the .safetensors model)")
+    return trainable, None
+
+
+def data_spec(args: argparse.Namespace, init: Path | None = None) -> DataSpec:
+    from segstudio.core.holdout import HOLDOUT_EVERY
     from segstudio.training.data import FolderData, ProjectData, camvid_layout
 
     if args.project:
@@ -163,45 +216,58 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
         val = camvid_layout(args.images, "val")
         if val and val_images is None:
             val_images, val_masks = val
-    classes = tuple(c.strip() for c in args.classes.split(",")) if args.classes else ()
+    classes: tuple[str, ...] = tuple(c.strip() for c in args.classes.split(",")) if args.classes else ()
+    if not classes and init is not None:
+        from segstudio.inference.model_file import load_card
+
+        classes = tuple(load_card(init).classes.names)
     return FolderData(str(images), str(masks), classes=classes, value_map=tuple(args.map), unmapped=args.unmapped,
                       val_images=str(val_images) if val_images else None,
-                      val_masks=str(val_masks) if val_masks else None, val_fraction=args.val_fraction)
+                      val_masks=str(val_masks) if val_masks else None, val_fraction=args.val_fraction,
+                      holdout_every=HOLDOUT_EVERY if init is not None else None)
 
 
-def build_config(args: argparse.Namespace) -> TrainConfig:
-    from segstudio.training.config import TrainConfig, scratch_recipe, small_data_recipe
+def build_config(args: argparse.Namespace, init: Path | None = None, network: str | None = None) -> TrainConfig:
+    from segstudio.inference.model_file import load_card
+    from segstudio.training.config import TrainConfig, finetune_recipe, scratch_recipe, small_data_recipe
 
-    model = args.model
-    init = None
-    if model and (model.endswith(".safetensors") or Path(model).is_file()):
-        init, model = model, None
-    arch_overrides: dict[str, Any] = {"arch": model} if model else {}
+    recipe = args.recipe
+    if recipe == "auto":
+        recipe = "finetune" if init is not None else "plain"
+    if init is not None and args.option:
+        raise CliError("--option applies to a new network; a model file keeps its own options")
+    arch_overrides: dict[str, Any] = {"arch": network} if network else {}
     if args.option:
         arch_overrides["options"] = _options(args.option)
-    if args.recipe == "small-data":
-        cfg = small_data_recipe(**arch_overrides)
-        cfg.max_seconds = None
-    elif args.recipe == "scratch":
-        cfg = scratch_recipe(model or "fastscnn", epochs=args.epochs or 200, **arch_overrides)
+    if recipe == "finetune":
+        if init is None:
+            raise CliError("--recipe finetune fine-tunes a trained model: give --model FILE")
+        cfg = finetune_recipe(str(init), load_card(init).recipe)
+    elif recipe == "small-data":
+        cfg = small_data_recipe(None, **arch_overrides)
+    elif recipe == "scratch":
+        cfg = scratch_recipe(network or "fastscnn", epochs=args.epochs or 200,
+                             **{k: v for k, v in arch_overrides.items() if k != "arch"})
         cfg.epochs = None
     else:
         cfg = TrainConfig(**arch_overrides)
-    cfg.init_model = init
-    if init and args.option:
-        raise CliError("--option applies to a new network; a model file keeps its own options")
+    cfg.init_model = str(init) if init is not None else None
     simple = {"epochs": args.epochs, "steps": args.steps, "batch_size": args.batch_size,
               "class_weights": args.class_weights, "optimizer": args.optimizer, "lr": args.lr,
               "weight_decay": args.weight_decay, "schedule": args.schedule, "warmup": args.warmup,
-              "ema_decay": args.ema, "freeze_encoder_steps": args.freeze_encoder_steps,
-              "val_every_epochs": args.val_every, "early_stopping_patience": args.early_stop,
-              "device": args.device, "precision": args.precision, "threads": args.threads, "workers": args.workers,
-              "seed": args.seed, "model_name": args.name}
+              "ema_decay": args.ema, "freeze_encoder_steps": args.freeze_encoder_steps, "batchnorm": args.bn,
+              "val_every_epochs": args.val_every, "val_every_s": args.val_every_seconds,
+              "early_stopping_patience": args.early_stop, "device": args.device, "precision": args.precision,
+              "threads": args.threads, "workers": args.workers, "seed": args.seed, "model_name": args.name}
     for key, value in simple.items():
         if value is not None:
             setattr(cfg, key, value)
+    if args.freeze_encoder:
+        cfg.freeze_encoder = True
     if args.minutes:
         cfg.max_seconds = args.minutes * 60
+    elif args.steps or args.epochs:
+        cfg.max_seconds = None if recipe == "finetune" else cfg.max_seconds
     if args.session_minutes:
         cfg.session_seconds = args.session_minutes * 60
     if args.crop:
@@ -255,8 +321,13 @@ def run_train(args: argparse.Namespace) -> int:
     from segstudio.training.outputs import CheckpointError
     from segstudio.zoo import BadOptionError, UnknownNetworkError
 
-    cfg = build_config(args)
-    spec = data_spec(args)
+    init, network = resolve_model(args.model)
+    cfg = build_config(args, init, network)
+    spec = data_spec(args, init)
+    if args.project:
+        from segstudio.workspace.versions import versions_dir
+
+        cfg.model_dir = str(versions_dir(args.project))
     printer = _Printer(args.json)
     cancel = CancelToken()
     last = None
@@ -274,8 +345,35 @@ def run_train(args: argparse.Namespace) -> int:
     if last is None or last.kind not in ("finished", "stopped"):
         return 1
     if last.kind == "finished" and not args.json:
+        _say_how_it_went(last)
+        if args.project and last.model_path:
+            _conclude_project_round(args.project, init, network or cfg.arch, last)
         print(last.model_path)
     return 0
+
+
+def _say_how_it_went(last: Any) -> None:
+    """The held-out score before → after (fine-tuning with held-out images), on stderr."""
+    if last.start_miou is None or last.best_miou is None:
+        return
+    n = f"{last.val_images} held-out image{'s' if last.val_images != 1 else ''}"
+    if last.best_miou > last.start_miou:
+        print(f"held-out mIoU {last.start_miou:.4f} → {last.best_miou:.4f} on {n}", file=sys.stderr)
+    else:
+        print(f"no gain on the {n} ({last.start_miou:.4f}): the model written keeps the starting weights",
+              file=sys.stderr)
+
+
+def _conclude_project_round(project: Path, init: Path | None, network: str, last: Any) -> None:
+    """As the app does after a round: judge the new version against the start model on the held-out
+    corrections and record it in the project (accepted or candidate)."""
+    from segstudio.workspace.rounds import Round, RoundHistory, conclude_round
+
+    r = Round(RoundHistory.load(project).next_number(), str(init) if init is not None else None, last.model_path,
+              last.step, last.elapsed_s)
+    trained_from = init.name if init is not None else f"{network} from scratch"
+    conclude_round(r, project, trained_from)
+    print(f"round {r.number}: {'accepted' if r.activated else 'kept as a candidate'} — {r.verdict}", file=sys.stderr)
 
 
 def run_eval(args: argparse.Namespace) -> int:

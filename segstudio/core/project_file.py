@@ -39,7 +39,9 @@ COPIED_IMAGES_DIR = "images"
 STAGING_DIR = ".segstudio-staging"
 UNCERTAINTY_DIR = "uncertainty"
 """The model's per-pixel uncertainty beside each prediction (written by the desktop app)."""
-RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, UNCERTAINTY_DIR, STAGING_DIR)
+TRAINING_DIR = ".segstudio-training"
+"""Fine-tuning inside the project: the held-out split, the runs' logs and checkpoint, the model versions."""
+RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, UNCERTAINTY_DIR, STAGING_DIR, TRAINING_DIR)
 """Folders of the project itself; never scanned for images."""
 
 KIND = "segstudio project"

@@ -1,7 +1,7 @@
 """The document/controller layer: the open project, the image being edited, loading, autosave, classes.
 
 :class:`ProjectController` owns the :class:`~segstudio.core.project.Project` and
-the open :class:`~segstudio.gui.document.ImageDocument` objects. Everything slow
+the open :class:`~segstudio.workspace.document.ImageDocument` objects. Everything slow
 (opening a project, decoding an image and building its pyramid, writing masks,
 rewriting masks when classes merge) runs in :mod:`segstudio.gui.workers`; the
 results come back as signals. Panels and the main window only talk to this
@@ -37,9 +37,9 @@ from segstudio.core.masks import remap_lut
 from segstudio.core.project import Project, ProjectError
 from segstudio.core.project_file import PROJECT_FILE, ImageEntry
 from segstudio.core.tasks import CancelToken
-from segstudio.gui.document import ImageDocument, LoadedDocument, load_document
-from segstudio.gui.uncertainty import UncertaintyScores, mean_score, save_uncertainty
 from segstudio.gui.workers import WorkerPool
+from segstudio.workspace.document import ImageDocument, LoadedDocument, load_document
+from segstudio.workspace.uncertainty import UncertaintyScores, mean_score, save_uncertainty
 
 AUTOSAVE_MS = 1500
 CACHE_BYTES = 1536 * 1024 * 1024
@@ -117,7 +117,7 @@ class ProjectController(QObject):
         self.workers = workers
         self.project: Project | None = None
         self.scores: UncertaintyScores | None = None
-        """The open project's uncertainty scores (see :mod:`segstudio.gui.uncertainty`)."""
+        """The open project's uncertainty scores (see :mod:`segstudio.workspace.uncertainty`)."""
         self.current: ImageDocument | None = None
         self.class_change_blockers: list[Callable[[], str | None]] = []
         """Each returns why the classes cannot change now (e.g. a segmentation is writing masks), or None."""

@@ -21,7 +21,7 @@ from segstudio.gui.canvas.tools import (
     PolygonTool,
     ToolContext,
 )
-from segstudio.gui.document import ImageDocument
+from segstudio.workspace.document import ImageDocument
 
 TOOL_NAMES = ("brush", "eraser", "fill", "polygon", "lasso", "eyedropper", "accept")
 """Every tool, in toolbar order; "accept" takes the prediction inside a lasso."""

@@ -35,9 +35,7 @@ from segstudio.core.project import Project
 from segstudio.gui.actions import build_menus, create_actions, shortcut_table
 from segstudio.gui.canvas.canvas import Canvas
 from segstudio.gui.controller import NeedsProjectFolder, ProjectController
-from segstudio.gui.document import ImageDocument, class_pixel_counts
 from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
-from segstudio.gui.model_choice import ModelChoice
 from segstudio.gui.model_commands import ModelCommands
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
@@ -53,6 +51,8 @@ from segstudio.gui.theme import apply_theme, system_is_dark
 from segstudio.gui.training_run import TrainingController
 from segstudio.gui.undo import UndoAdapter
 from segstudio.gui.workers import WorkerPool
+from segstudio.workspace.document import ImageDocument, class_pixel_counts
+from segstudio.workspace.model_choice import ModelChoice
 
 SAMPLE_PROJECT = "sample-project"
 
@@ -237,6 +237,7 @@ class MainWindow(QMainWindow):
         for n, act in enumerate(k.select):
             act.triggered.connect(lambda _=False, n=n: t.set_class(n))
         a.training.fine_tune.triggered.connect(self.docks["training"].raise_)
+        self.training.concluded.connect(lambda _r: self.model_panel.refresh())  # the model list shows versions
         a.training.evaluate.triggered.connect(self.docks["training"].raise_)
         a.help.shortcuts.triggered.connect(self.show_shortcuts)
         a.help.about.triggered.connect(lambda: self.show_message(

@@ -5,9 +5,10 @@
 model in a worker, matches its classes to the project's, runs segmentation
 in workers (with progress and cancel) and hands the results to the project
 controller, which shows them. The model panel and the actions only call it and
-listen to its signals. The fine-tuning controller (training_run.py) uses the same
-entry points: :attr:`choice` (a model file to fine-tune, or none: then it trains
-the small-data network from scratch) and :meth:`choose_file` (make a new model version active).
+listen to its signals. The choice is a model file (or none); what a fine-tuning
+run trains is chosen on the training side (training_run.py), which uses the same
+entry points: :attr:`choice` (the active model, fine-tuned by default and the
+"before" of every verdict) and :meth:`choose_file` (make a new model version active).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken, Progress, format_eta
 from segstudio.gui.controller import ProjectController
-from segstudio.gui.model_choice import (
-    UNTRAINED_REASON,
+from segstudio.gui.settings import AppSettings
+from segstudio.gui.workers import Task
+from segstudio.workspace.model_choice import (
     ClassFit,
     LoadedModel,
     ModelChoice,
@@ -34,10 +36,8 @@ from segstudio.gui.model_choice import (
     quick_runtimes,
     with_missing_added,
 )
-from segstudio.gui.segment_work import SegmentEvent, SegmentResult, SegmentSummary, segment_many, segment_one
-from segstudio.gui.settings import AppSettings
-from segstudio.gui.uncertainty import next_in_ranking
-from segstudio.gui.workers import Task
+from segstudio.workspace.segmenting import SegmentEvent, SegmentResult, SegmentSummary, segment_many, segment_one
+from segstudio.workspace.uncertainty import next_in_ranking
 
 _detected: Runtimes | None = None
 """The runtimes found by the first detection in this process (importing torch is slow; it is done once)."""
@@ -90,9 +90,7 @@ class SegmentController(QObject):
         if self.controller.project is None:
             return "open a folder of images first"
         if self.choice is None:
-            return "choose a model file (or a network to train) in the Model panel"
-        if self.choice.kind == "network":
-            return UNTRAINED_REASON
+            return "choose a model file in the Model panel (or train one in the Fine-tune panel)"
         if self.loading:
             return "the model is still loading"
         if self.loaded is None:
@@ -164,7 +162,9 @@ class SegmentController(QObject):
         self._changed()
 
     def choose(self, choice: ModelChoice | None, remember: bool = True) -> None:
-        """Make ``choice`` the project's model (remembered for the project) and load it."""
+        """Make the model file ``choice`` the project's model (remembered for the project) and load it."""
+        if choice is not None and choice.kind != "file":
+            choice = None  # a network to train is chosen in the Fine-tune panel, never as the active model
         self.choice = choice
         self.loaded, self.fit, self.load_error = None, None, None
         self._generation += 1
@@ -184,9 +184,6 @@ class SegmentController(QObject):
 
     def choose_file(self, path: Path | str) -> None:
         self.choose(ModelChoice.file(path))
-
-    def choose_network(self, name: str) -> None:
-        self.choose(ModelChoice.untrained(name))
 
     def _load(self, choice: ModelChoice, class_names: list[str] | None = None) -> None:
         self._generation += 1
@@ -303,6 +300,15 @@ class SegmentController(QObject):
         targets = self.unlabelled_targets()
         if not targets:
             self.runEnded.emit("Every image without a label already has a prediction from this model")
+            return False
+        return self.segment_paths(targets)
+
+    def segment_paths(self, targets: list[str]) -> bool:
+        """Segment the images ``targets`` (those the user labels meanwhile are skipped) in a worker."""
+        reason = self.blocked_reason()
+        if reason or not targets:
+            if reason:
+                self.controller.message.emit(f"Cannot segment: {reason}")
             return False
         project, scores, loaded, fit = self.controller.project, self.controller.scores, self.loaded, self.fit
         assert project is not None and scores is not None and loaded is not None and fit is not None

@@ -190,6 +190,29 @@ def load_card(path: Path | str, class_names: Sequence[str] | None = None) -> Mod
         raise ModelFileError(p, str(exc)) from None
 
 
+def _same_model(a: ModelCard, b: ModelCard) -> bool:
+    return (a.arch, a.options, a.classes.names, a.in_channels, a.normalization, a.name) == \
+        (b.arch, b.options, b.classes.names, b.in_channels, b.normalization, b.name)
+
+
+def trainable_file(path: Path | str) -> Path | None:
+    """The ``.safetensors`` file that trains as ``path``: the file itself, or — for an ONNX export — the
+    ``.safetensors`` twin beside it (same stem) whose card describes the same model; None when there is none.
+    Raises :class:`ModelFileError` when ``path`` itself cannot be read."""
+    p = Path(path)
+    if model_format(p) == "safetensors":
+        return p
+    twin = p.with_suffix(".safetensors")
+    if not twin.is_file():
+        return None
+    try:
+        mine = load_card(p)
+        theirs = load_card(twin)
+    except (ModelFileError, CardError):
+        return None
+    return twin if _same_model(mine, theirs) else None
+
+
 def file_sha256(path: Path | str) -> str:
     """Hex SHA-256 of the whole file (weights and card): the key of cached ONNX exports."""
     h = hashlib.sha256()

@@ -3,11 +3,13 @@
 ``auto``: PyTorch on CUDA when torch and a GPU exist; else ONNX Runtime on the
 CPU; else PyTorch on the CPU. A ``.safetensors`` model run by ONNX Runtime is
 exported once (checked against PyTorch, see
-:func:`~segstudio.inference.export.export_verified`) into
-``<model folder>/.onnx-cache/<stem>-<sha256[:16]>.onnx`` — or, when that folder
-is not writable, the user cache (``$XDG_CACHE_HOME/segstudio/onnx``). The key is
-the model file's hash, so a changed model is exported again and an unchanged
-one never is; with the export cached, torch is not needed at all.
+:func:`~segstudio.inference.export.export_verified`) into the user's cache,
+``$XDG_CACHE_HOME/segstudio/onnx/<stem>-<sha256[:16]>.onnx`` — never beside the
+model, whose folder may be the install's ``models/`` (read-only, or shared by
+every user). An export already in ``<model folder>/.onnx-cache/`` (where older
+versions wrote it) is still used. The key is the model file's hash, so a
+changed model is exported again and an unchanged one never is; with the
+export cached, torch is not needed at all.
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ def user_cache_dir() -> Path:
 
 
 def cache_dirs(model_path: Path, cache_dir: Path | str | None = None) -> list[Path]:
+    """Where an export of ``model_path`` is looked for; the last one is where a new export is written."""
     if cache_dir is not None:
         return [Path(cache_dir)]
     return [model_path.parent / CACHE_FOLDER, user_cache_dir()]
+
+
+def _write_dirs(model_path: Path, cache_dir: Path | str | None) -> list[Path]:
+    return cache_dirs(model_path, cache_dir)[-1:]
 
 
 def cached_onnx(model_path: Path | str, cache_dir: Path | str | None = None) -> Path:
@@ -82,7 +89,7 @@ def cached_onnx(model_path: Path | str, cache_dir: Path | str | None = None) -> 
     data, _ = export_verified(model, card.in_channels, size_multiple_for(card),
                               metadata={CARD_KEY: card.to_json(), SOURCE_HASH_KEY: digest})
     errors = []
-    for d in dirs:
+    for d in _write_dirs(p, cache_dir):
         try:
             d.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(d / name, data)

@@ -18,10 +18,13 @@ from typing import Any, Literal
 from segstudio.training.augment import AugmentConfig
 from segstudio.training.losses import parse_loss
 from segstudio.training.schedule import SCHEDULES, LRSchedule, Stages
+from segstudio.zoo.presets import SMALL_DATA
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 FULL_IMAGE = 0
 """A crop size of 0 means the whole image (padded to the largest training image)."""
+FROZEN_BN_BELOW = 16
+"""``batchnorm="auto"``: a fine-tuning run with smaller batches keeps the model's BatchNorm statistics."""
 
 
 @dataclass
@@ -79,14 +82,35 @@ class TrainConfig:
     # fine-tuning
     freeze_encoder_steps: int = 0
     """Fine-tuning: train only the decoder and head for this many first steps."""
+    freeze_encoder: bool = False
+    """Partial freezing: train only the decoder and head for the whole run (the encoder keeps its weights)."""
+    batchnorm: Literal["auto", "train", "frozen"] = "auto"
+    """BatchNorm statistics: ``train`` updates them from every batch; ``frozen`` keeps the model's running
+    statistics (BatchNorm layers in eval mode, their scale and shift still learn); ``auto``: frozen when
+    fine-tuning with batches of fewer than :data:`FROZEN_BN_BELOW` images, whose statistics are too noisy."""
+    validate_start: bool | None = None
+    """Score the starting weights on the validation set before the first step, so that the best weights —
+    what is written — are never worse there than the start. None: when fine-tuning."""
 
     # validation and stopping
     val_every_epochs: float = 1.0
     val_every_steps: int | None = None
+    val_every_s: float | None = None
+    """Also validate whenever this much wall time has passed since the last validation."""
     early_stopping_patience: int | None = None
     """Stop after this many validations without a new best mIoU."""
     early_stopping_min_delta: float = 0.0
     """A validation counts as a new best only when it beats the best by more than this."""
+
+    # continuous mode (the app's "keep training while I correct")
+    continuous: bool = False
+    """Train until cancelled: constant learning rate after the warm-up, the training set re-read from the
+    project every ``refresh_every_s`` (new corrections join), and a new model file *published* (a
+    ``published`` event) each time the validation mIoU beats the best so far."""
+    refresh_every_s: float = 5.0
+    export_onnx: bool = False
+    """Continuous mode: also export each published version for ONNX Runtime (into the user's ONNX cache), here
+    in the training process, so that the app loads it without an export of its own."""
 
     # hardware
     device: str = "auto"
@@ -106,6 +130,9 @@ class TrainConfig:
     output_dir: str = "runs/train"
     model_name: str | None = None
     """File stem of the new model; default ``<arch>`` (from scratch) or ``<old stem>.vN`` (fine-tuning)."""
+    model_dir: str | None = None
+    """Where the new model file goes; default ``output_dir``. Never beside the model fine-tuned (that may be
+    the read-only install)."""
     checkpoint_every_s: float = 300.0
     resume: bool = False
     """Continue from ``output_dir/checkpoint.pt`` when it exists."""
@@ -114,7 +141,7 @@ class TrainConfig:
     log_every_s: float = 2.0
 
     def validate(self) -> None:
-        if self.steps is None and self.epochs is None and self.max_seconds is None:
+        if self.steps is None and self.epochs is None and self.max_seconds is None and not self.continuous:
             raise ValueError("give the run a length: steps, epochs or max_seconds")
         for name in ("steps", "epochs", "max_seconds", "session_seconds"):
             v = getattr(self, name)
@@ -136,6 +163,12 @@ class TrainConfig:
             raise ValueError(f"in_channels is 1 or 3, got {self.in_channels}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError("ema_decay is in (0, 1)")
+        if self.batchnorm not in ("auto", "train", "frozen"):
+            raise ValueError(f"batchnorm is auto, train or frozen, got {self.batchnorm!r}")
+        for name in ("val_every_s", "refresh_every_s"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ValueError(f"{name} must be positive, got {v}")
         if any(size < 0 for _, size in self.crop_stages):
             raise ValueError("crop sizes are positive (or 0 for the full image)")
         Stages(self.crop_stages)
@@ -144,7 +177,21 @@ class TrainConfig:
         self.lr_schedule()
 
     def lr_schedule(self) -> LRSchedule:
-        return LRSchedule(self.schedule, self.warmup, self.warmup_steps, min_lr_ratio=self.min_lr_ratio)
+        name = "constant" if self.continuous else self.schedule
+        return LRSchedule(name, self.warmup, self.warmup_steps, min_lr_ratio=self.min_lr_ratio)
+
+    @property
+    def fine_tuning(self) -> bool:
+        return bool(self.init_model)
+
+    def frozen_batchnorm(self) -> bool:
+        """Whether BatchNorm keeps its running statistics in this run (see :attr:`batchnorm`)."""
+        if self.batchnorm == "auto":
+            return self.fine_tuning and self.batch_size < FROZEN_BN_BELOW
+        return self.batchnorm == "frozen"
+
+    def validates_start(self) -> bool:
+        return self.fine_tuning if self.validate_start is None else self.validate_start
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -178,10 +225,10 @@ class TrainConfig:
 
 # ------------------------------------------------------------------------ recipes
 
-SMALL_DATA_ARCH = "unet"
-SMALL_DATA_OPTIONS: dict[str, Any] = {"base_width": 8}
-"""The network the app suggests for fine-tuning on a few corrected images on a CPU
-(benchmarks/train_hitl_isbi.py: ≥ 0.75 mIoU on ISBI slices 05–19 after 120 s on 2 cores)."""
+SMALL_DATA_ARCH = SMALL_DATA.arch
+SMALL_DATA_OPTIONS: dict[str, Any] = dict(SMALL_DATA.options)
+"""The small-data U-Net (:data:`segstudio.zoo.presets.SMALL_DATA`; benchmarks/train_hitl_isbi.py: ≥ 0.75 mIoU on
+ISBI slices 05–19 after 120 s on 2 cores)."""
 
 
 def _with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
@@ -247,4 +294,75 @@ def scratch_recipe(arch: str, epochs: float, **overrides: Any) -> TrainConfig:
         clip_grad_norm=5.0,
         val_every_epochs=5.0,
     )
+    return _with_overrides(cfg, overrides)
+
+
+def domain_augment(card_recipe: dict[str, Any] | None) -> AugmentConfig:
+    """Augmentation for fine-tuning a trained model: the geometry its own recipe used (flips, quarter turns
+    only when it had them: street scenes have an up, micrographs do not), a milder scale range, and light
+    photometric jitter. A model without a recipe gets horizontal flips only."""
+    trained = (card_recipe or {}).get("augment")
+    if not isinstance(trained, dict):
+        return AugmentConfig(scale_range=(0.75, 1.5), hflip=True, vflip=False, rot90=False)
+    lo, hi = trained.get("scale_range", (0.5, 2.0))
+    return AugmentConfig(scale_range=(max(0.75, float(lo)), min(1.5, float(hi))),
+                         hflip=bool(trained.get("hflip", True)), vflip=bool(trained.get("vflip", False)),
+                         rot90=bool(trained.get("rot90", False)), rotate_deg=float(trained.get("rotate_deg", 0.0)),
+                         brightness=0.1, contrast=0.2, saturation=0.2)
+
+
+def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, max_seconds: float | None = 180.0,
+                    **overrides: Any) -> TrainConfig:
+    """The recipe for fine-tuning a *trained* model on a few corrected images (chosen automatically whenever
+    training starts from a model file; docs/TRAINING.md says what was measured).
+
+    A learning rate a tenth of a from-scratch run's with a short warm-up and
+    cosine decay; BatchNorm statistics kept (batches of 4 are too small to
+    estimate them); the model's own augmentation geometry (:func:`domain_augment`);
+    the starting weights scored on the held-out corrections before the first
+    step and then every few seconds, the best kept — so the model written is
+    never worse there than the one it started from — and an early stop when
+    the held-out score has not improved for a while.
+    """
+    crop = FULL_IMAGE
+    cfg = TrainConfig(
+        init_model=init_model,
+        max_seconds=max_seconds,
+        batch_size=4,
+        crop_stages=((0.0, crop),),
+        augment=domain_augment(card_recipe),
+        loss_stages=((0.0, "ce"),),
+        optimizer="adamw",
+        lr=2e-4,
+        weight_decay=1e-4,
+        schedule="cosine",
+        warmup_steps=10,
+        min_lr_ratio=0.1,
+        clip_grad_norm=5.0,
+        batchnorm="auto",
+        validate_start=True,
+        val_every_epochs=0.0,
+        val_every_s=15.0,
+        early_stopping_patience=8,
+    )
+    return _with_overrides(cfg, overrides)
+
+
+TRANSFORMER_FAMILIES = frozenset({"segformer", "segnext", "rtformer"})
+"""Families whose attention layers want a smaller learning rate from scratch (AdamW)."""
+
+
+def network_scratch_recipe(arch: str, options: dict[str, Any] | None = None, max_seconds: float | None = 600.0,
+                           **overrides: Any) -> TrainConfig:
+    """A zoo network trained from scratch on a project's (few) corrections on a CPU: the small-data recipe's
+    loop (256² crops, batches of 4, focal + Dice, cosine decay ending with the budget) with the chosen network
+    and a learning rate for it (2e-3; 5e-4 for transformers), horizontal flips only (the images may have an
+    up), and every core of the machine but one."""
+    from segstudio.zoo import get_spec
+
+    family = get_spec(arch).family
+    cfg = small_data_recipe(max_seconds, arch=arch, options=dict(options or {}),
+                            lr=5e-4 if family in TRANSFORMER_FAMILIES else 2e-3, cpu_bf16=True)
+    cfg.augment = AugmentConfig(scale_range=(0.75, 1.5), hflip=True, vflip=False, rot90=False, brightness=0.08,
+                                contrast=0.2, saturation=0.2)
     return _with_overrides(cfg, overrides)

@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 
 from segstudio.core.classes import ClassTable, mask_dtype, unlabelled_value
+from segstudio.core.holdout import SplitFileError, split_names, sync_split
 from segstudio.core.image_io import ImageReadError, image_size, list_images, read_image, read_mask
 from segstudio.core.masks import MaskError, apply_value_map, parse_value_map, to_mask_dtype
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
@@ -62,6 +63,8 @@ class Sample:
     _image: np.ndarray | None = None
     channels: int = 3
     dtype: np.dtype = field(default_factory=lambda: np.dtype(np.uint8))
+    stamp: tuple[int, int] | None = None
+    """(mtime in ns, size) of the label file when it was read: a refresh re-reads only changed labels."""
 
     @property
     def image(self) -> np.ndarray:
@@ -182,12 +185,19 @@ def split_validation(samples: Sequence[Sample], fraction: float, seed: int,
 
 @dataclass(frozen=True)
 class ProjectData:
-    """Train on a project's labelled images (see the module docstring)."""
+    """Train on a project's labelled images (see the module docstring).
+
+    With ``holdout`` (the default) the project's held-out split
+    (:mod:`segstudio.core.holdout`) decides: its train side trains, its held-out
+    side validates; labelled images it does not know yet are assigned first (and
+    the split saved). Without, ``val_fraction`` of the images is held out at random.
+    """
 
     project: str
     val_fraction: float = 0.1
     min_val_images: int = MIN_IMAGES_FOR_VAL
     seed: int = 0
+    holdout: bool = True
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,10 @@ class FolderData:
     seed: int = 0
     limit: int | None = None
     """Use only the first ``limit`` pairs of each folder (in name order), for quick tries."""
+    holdout_every: int | None = None
+    """Without a validation folder: hold out images by the held-out rule of :mod:`segstudio.core.holdout`
+    (the images taken in name order as if corrected in that order) instead of ``val_fraction`` at random —
+    what fine-tuning on corrections does, so that a folder and a project give the same split."""
 
 
 DataSpec = ProjectData | FolderData
@@ -260,31 +274,66 @@ def _read_sample(name: str, path: Path, label: np.ndarray, in_memory: bool) -> S
     return Sample(name, label, path, loaded.data if in_memory else None, loaded.channels, loaded.data.dtype)
 
 
-def load_project(spec: ProjectData, cancel: CancelToken = NEVER_CANCELLED, memory_budget: int | None = None
-                 ) -> TrainData:
-    """The labelled images of a project (the mask snapshot is taken here)."""
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def load_project(spec: ProjectData, cancel: CancelToken = NEVER_CANCELLED, memory_budget: int | None = None,
+                 previous: TrainData | None = None) -> TrainData:
+    """The labelled images of a project (the mask snapshot is taken here).
+
+    ``previous``: the data of an earlier load of the same project, whose samples
+    are reused when their label file has not changed (continuous training
+    re-reads a project every few seconds).
+    """
     from segstudio.core.project import Project
 
     project = Project.open(spec.project)
     entries = [e for e in project.images if e.status in ("corrected", "reviewed") or project.label_path(e).exists()]
     in_memory = _keep_in_memory([project.image_path(e) for e in entries], _memory_budget(memory_budget))
+    reusable = {s.name: s for s in [*previous.train, *previous.val]} if previous is not None else {}
     samples: list[Sample] = []
     skipped: list[str] = []
     for e in entries:
         cancel.raise_if_cancelled()
+        stamp = _stamp(project.label_path(e))
+        old = reusable.get(e.path)
+        if old is not None and stamp is not None and old.stamp == stamp:
+            samples.append(old)
+            continue
         try:
             label = project.load_label(e)
             if label is None:
                 continue
             if not np.any(label != unlabelled_value(label.dtype)):
                 continue  # an empty label file: nothing painted yet
-            samples.append(_read_sample(e.path, project.image_path(e), label, in_memory))
+            sample = _read_sample(e.path, project.image_path(e), label, in_memory)
+            sample.stamp = stamp
+            samples.append(sample)
         except (ImageReadError, DataError, MaskError) as exc:
             skipped.append(f"{e.path}: {exc}")
     if not samples:
         raise DataError(f"the project {project.root} has no labelled image to train on: paint some strokes "
                         "or correct a prediction first" + (f" ({len(skipped)} failed to load)" if skipped else ""))
-    train, val, val_source = split_validation(samples, spec.val_fraction, spec.seed, spec.min_val_images)
+    if spec.holdout:
+        try:
+            split = sync_split(project.root, [s.name for s in samples])
+        except SplitFileError as exc:
+            raise DataError(str(exc)) from None
+        held = set(split.holdout_names())
+        train = [s for s in samples if s.name not in held]
+        val = [s for s in samples if s.name in held]
+        if not train:
+            raise DataError("every labelled image is held out to judge the model: correct one more image to "
+                            "train on")
+        val_source = (f"{len(val)} held-out correction(s) of {len(samples)} labelled images" if val else
+                      f"no held-out correction yet ({len(samples)} labelled image(s), all train)")
+    else:
+        train, val, val_source = split_validation(samples, spec.val_fraction, spec.seed, spec.min_val_images)
     n_complete = sum(s.complete for s in samples)
     source = (f"project {project.root.name}: {len(samples)} labelled image(s) "
               f"({n_complete} fully labelled, {len(samples) - n_complete} sparse)")
@@ -380,6 +429,13 @@ def load_folders(spec: FolderData, cancel: CancelToken = NEVER_CANCELLED, memory
         _, val, val_skipped = _read_folder(val_pairs, classes, spec.value_map, spec.unmapped, in_memory, cancel)
         skipped += val_skipped
         train, val_source = samples, f"{len(val)} images from {spec.val_images}"
+    elif spec.holdout_every:
+        _, held_names = split_names([s.name for s in samples], spec.holdout_every)
+        held = set(held_names)
+        train = [s for s in samples if s.name not in held]
+        val = [s for s in samples if s.name in held]
+        val_source = (f"{len(val)} of {len(samples)} images held out (every {spec.holdout_every}th, from the 2nd)"
+                      if val else f"no held-out image ({len(samples)} image(s), all train)")
     else:
         train, val, val_source = split_validation(samples, spec.val_fraction, spec.seed, spec.min_val_images)
     source = f"{len(samples)} images from {spec.images}"

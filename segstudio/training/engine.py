@@ -24,6 +24,7 @@ caller; :mod:`~segstudio.training.process` turns them into events.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterator
@@ -37,15 +38,15 @@ import torch
 from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
 from segstudio.training.batches import CpuBatcher, DeviceBatcher, InputMaker, epoch_of
 from segstudio.training.config import FULL_IMAGE, TrainConfig
-from segstudio.training.data import DataSpec, TrainData, load_data
+from segstudio.training.data import DataError, DataSpec, ProjectData, TrainData, load_data, load_project
 from segstudio.training.losses import SegLoss, median_frequency_weights
 from segstudio.training.netsetup import EMA, parameter_groups, set_encoder_trainable
 from segstudio.training.outputs import CHECKPOINT_NAME, CURVES_NAME, LOG_NAME, JsonlLog, load_checkpoint
 from segstudio.training.run_state import RunState, build_network, final_card, write_model
 from segstudio.training.schedule import Stages, run_progress
 
-EventKind = Literal["loading", "started", "step", "validated", "checkpoint", "finished", "stopped", "cancelled",
-                    "failed", "died"]
+EventKind = Literal["loading", "started", "step", "validated", "checkpoint", "refreshed", "published", "finished",
+                    "stopped", "cancelled", "failed", "died"]
 _MAX_BAD_STEPS = 5
 
 
@@ -55,7 +56,11 @@ class TrainEvent:
 
     ``finished`` carries ``model_path`` (the new model file); ``stopped`` means
     the session time ran out (resume to continue); ``failed``/``died`` come only
-    from a training process (an exception / the process vanished).
+    from a training process (an exception / the process vanished). Continuous
+    runs also send ``refreshed`` (the project was re-read: new corrections
+    joined) and ``published`` (``model_path``: a new version that beat the best
+    so far on the held-out images). ``start_miou`` is the starting weights'
+    validation mIoU (fine-tuning), ``best_miou`` the best so far — what is written.
     """
 
     kind: EventKind
@@ -70,7 +75,9 @@ class TrainEvent:
     progress: float = 0.0
     val_miou: float | None = None
     best_miou: float | None = None
+    start_miou: float | None = None
     per_class_iou: dict[str, float | None] | None = None
+    val_images: int = 0
     message: str = ""
     model_path: str | None = None
     output_dir: str | None = None
@@ -126,7 +133,7 @@ def train(config: TrainConfig, data: TrainData | DataSpec, cancel: CancelToken =
     yield TrainEvent("loading", message="reading the labelled images", output_dir=config.output_dir)
     try:
         loaded = load_data(data, cancel)
-        run = _Run(config, loaded, cancel, t0)
+        run = _Run(config, loaded, cancel, t0, data if not isinstance(data, TrainData) else None)
     except Cancelled as exc:
         yield TrainEvent("cancelled", message=str(exc) or "cancelled", elapsed_s=time.monotonic() - t0)
         return
@@ -136,9 +143,11 @@ def train(config: TrainConfig, data: TrainData | DataSpec, cancel: CancelToken =
 class _Run:
     """The state of one run; :meth:`events` is the loop."""
 
-    def __init__(self, config: TrainConfig, data: TrainData, cancel: CancelToken, t0: float) -> None:
+    def __init__(self, config: TrainConfig, data: TrainData, cancel: CancelToken, t0: float,
+                 spec: DataSpec | None = None) -> None:
         self.cfg = config
         self.data = data
+        self.spec = spec
         self.cancel = cancel
         self.t0 = t0
         if config.threads:
@@ -154,7 +163,8 @@ class _Run:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self.cuda:
             torch.backends.cudnn.benchmark = True
-        self.model.train()
+        self.frozen_bn = config.frozen_batchnorm()
+        self._train_mode()
         self.ema = EMA(self.model, config.ema_decay) if config.ema_decay else None
         groups = parameter_groups(self.model, config.weight_decay)
         if config.optimizer == "adamw":
@@ -172,15 +182,9 @@ class _Run:
         self.losses = {text: SegLoss(text, self.net.spec, data.num_classes, data.ignore_index, weights,
                                      config.ohem_thresh, config.ohem_min_kept)
                        for _, text in self.loss_stages.items}
-        maker = InputMaker(self.net.card.normalization, self.net.card.in_channels, self.device, self.channels_last)
-        on_device = config.augment_on_device if config.augment_on_device is not None else self.cuda
-        if on_device:
-            self.batcher: CpuBatcher | DeviceBatcher = DeviceBatcher(
-                data.train, config.batch_size, config.augment, maker, data.ignore_index, config.seed, self.device,
-                config.jitter)
-        else:
-            self.batcher = CpuBatcher(data.train, config.batch_size, config.augment, maker, data.ignore_index,
-                                      config.seed, config.workers, config.jitter)
+        self.maker = InputMaker(self.net.card.normalization, self.net.card.in_channels, self.device,
+                                self.channels_last)
+        self.batcher = self._make_batcher()
         n = len(data.train)
         self.total_steps = config.steps
         if config.epochs is not None:
@@ -199,6 +203,23 @@ class _Run:
         self.full_hw = self._round(data.largest_size())
 
     # --------------------------------------------------------------- helpers
+
+    def _make_batcher(self) -> CpuBatcher | DeviceBatcher:
+        cfg, data = self.cfg, self.data
+        on_device = cfg.augment_on_device if cfg.augment_on_device is not None else self.cuda
+        if on_device:
+            return DeviceBatcher(data.train, cfg.batch_size, cfg.augment, self.maker, data.ignore_index, cfg.seed,
+                                 self.device, cfg.jitter)
+        return CpuBatcher(data.train, cfg.batch_size, cfg.augment, self.maker, data.ignore_index, cfg.seed,
+                          cfg.workers, cfg.jitter)
+
+    def _train_mode(self) -> None:
+        """Training mode; with frozen BatchNorm its layers stay in eval mode (running statistics kept)."""
+        self.model.train()
+        if self.frozen_bn:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def _round(self, hw: tuple[int, int]) -> tuple[int, int]:
         m = self.net.spec.size_multiple
@@ -247,7 +268,8 @@ class _Run:
                           loss=s.last_loss, lr=s.last_lr,
                           images_per_s=self.cfg.batch_size / s.step_time if s.step_time else None,
                           eta_s=eta, elapsed_s=self._elapsed(), progress=progress, best_miou=s.best_miou,
-                          output_dir=str(self.out_dir), **kw)
+                          start_miou=s.start_miou, val_images=len(self.data.val), output_dir=str(self.out_dir),
+                          **kw)
 
     def _log(self, ev: TrainEvent) -> None:
         self.log.add({"t": round(ev.elapsed_s, 3), **ev.to_json()})
@@ -287,6 +309,8 @@ class _Run:
         if self.data.skipped:
             notes.append(f"{len(self.data.skipped)} file(s) skipped: {'; '.join(self.data.skipped[:3])}"
                          + (" …" if len(self.data.skipped) > 3 else ""))
+        if self.frozen_bn:
+            notes.append("BatchNorm statistics kept from the model (small batches)")
         start = self._event("started", message=(
             f"{self.net.card.arch} on {self.device.type} ({self.precision}), {len(self.data.train)} training "
             f"images, {self.data.val_source or 'no validation set'}" + "".join(f"; {n}" for n in notes)))
@@ -294,16 +318,25 @@ class _Run:
         if self.data.skipped:
             self.log.add({"skipped": self.data.skipped})
         yield start
+        if cfg.validates_start() and s.step == 0 and s.start_miou is None and (self.data.val or cfg.continuous):
+            # the bar: the weights written are never worse on the held-out images than the start's (a continuous
+            # run keeps them to score once held-out images exist)
+            s.best_weights, s.best_step = self._weights_copy(), 0
+            if self.data.val:
+                yield self._validate(what="the starting weights, before training")
         s.last_checkpoint = time.monotonic()
         frozen = False
-        if cfg.init_model and cfg.freeze_encoder_steps > s.step:
+        if cfg.init_model and (cfg.freeze_encoder or cfg.freeze_encoder_steps > s.step):
             frozen = set_encoder_trainable(self.model, False) > 0
         session_start = time.monotonic()
         last_log = 0.0
+        last_refresh = time.monotonic()
         stop_reason = ""
         try:
             while True:
                 if self.cancel.cancelled:
+                    if cfg.continuous:
+                        break
                     yield from self._cancelled()
                     return
                 progress = self._progress()
@@ -315,9 +348,14 @@ class _Run:
                     yield self._event("stopped", message="session time is up; resume to continue "
                                                          f"(checkpoint {self.checkpoint_path})")
                     return
-                if frozen and s.step >= cfg.freeze_encoder_steps:
+                if frozen and not cfg.freeze_encoder and s.step >= cfg.freeze_encoder_steps:
                     set_encoder_trainable(self.model, True)
                     frozen = False
+                if cfg.continuous and time.monotonic() - last_refresh >= cfg.refresh_every_s:
+                    ev = self._refresh()
+                    last_refresh = time.monotonic()
+                    if ev is not None:
+                        yield ev
                 self._step(progress)
                 ev = self._event("step")
                 now = time.monotonic()
@@ -325,8 +363,11 @@ class _Run:
                     self._log(ev)
                     last_log = now
                 yield ev
-                if self.val_interval and s.step % self.val_interval == 0 and self.data.val:
-                    yield self._validate()
+                if self._validation_due(now):
+                    ev = self._validate()
+                    yield ev
+                    if cfg.continuous and s.best_step == s.step:
+                        yield self._publish(ev)
                     if cfg.early_stopping_patience and s.since_best >= cfg.early_stopping_patience:
                         stop_reason = (f"early stop: no better validation mIoU in "
                                        f"{cfg.early_stopping_patience} validations")
@@ -336,11 +377,102 @@ class _Run:
                     self.log.flush()
                     yield self._event("checkpoint", message=str(self.checkpoint_path))
         except Cancelled:
-            yield from self._cancelled()
-            return
+            if not cfg.continuous:
+                yield from self._cancelled()
+                return
         finally:
             self.batcher.close()
+        if cfg.continuous:
+            yield self._continuous_end()
+            return
         yield from self._finish(stop_reason)
+
+    def _validation_due(self, now: float) -> bool:
+        if not self.data.val:
+            return False
+        s = self.state
+        if self.val_interval and s.step % self.val_interval == 0:
+            return True
+        return bool(self.cfg.val_every_s) and now - s.last_val_time >= (self.cfg.val_every_s or 0.0)
+
+    def _weights_copy(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self._eval_model().state_dict().items()}
+
+    # ------------------------------------------------------------ continuous mode
+
+    def _refresh(self) -> TrainEvent | None:
+        """Re-read the project (new and changed corrections join); None when nothing changed."""
+        if not isinstance(self.spec, ProjectData):
+            return None
+        try:
+            new = load_project(self.spec, self.cancel, previous=self.data)
+        except DataError as exc:
+            return self._event("refreshed", message=f"the project could not be re-read ({exc}); training goes on "
+                                                    "with the images it has")
+        if new.classes.names != self.data.classes.names:
+            raise DataError("the project's classes changed while training: start fine-tuning again")
+        old_train, old_val = [id(x) for x in self.data.train], [id(x) for x in self.data.val]
+        if [id(x) for x in new.train] == old_train and [id(x) for x in new.val] == old_val:
+            return None
+        val_changed = [id(x) for x in new.val] != old_val
+        self.data = new
+        self.batcher.close()
+        self.batcher = self._make_batcher()
+        if self.cfg.val_every_epochs > 0 and not self.cfg.val_every_steps:
+            self.val_interval = max(1, round(self.cfg.val_every_epochs * len(new.train) / self.cfg.batch_size))
+        message = f"{len(new.train)} training image(s), {new.val_source}"
+        if val_changed:
+            self._rescore_best()
+            if self.state.best_miou is not None:
+                message += f"; the best so far scores {self.state.best_miou:.4f} on them"
+        ev = self._event("refreshed", message=message)
+        self._log(ev)
+        return ev
+
+    def _rescore_best(self) -> None:
+        """The held-out set changed: score the best weights on it again, which is the bar to beat."""
+        s = self.state
+        if s.best_weights is None or not self.data.val:
+            s.best_miou = None
+            return
+        from segstudio.training.evaluate import score_samples
+
+        model = copy.deepcopy(self._eval_model())
+        model.load_state_dict(s.best_weights)
+        predictor = self.net.predictor(model, self.device, self.precision)
+        miou = score_samples(predictor, self.data.val, self.cancel).miou
+        s.best_miou = None if np.isnan(miou) else float(miou)
+        s.since_best = 0
+
+    def _publish(self, validated: TrainEvent) -> TrainEvent:
+        """Write the weights just validated as a new model version (continuous mode)."""
+        path = write_model(self, "published while training continuously")
+        self.state.published.append(str(path))
+        note = ""
+        if self.cfg.export_onnx:
+            from segstudio.inference.model_file import ModelFileError
+            from segstudio.inference.parity import ExportMismatchError
+            from segstudio.inference.select import cached_onnx
+
+            try:
+                cached_onnx(path)
+            except (ModelFileError, ExportMismatchError, OSError) as exc:
+                note = f" (no ONNX export: {exc})"
+        ev = self._event("published", model_path=str(path), val_miou=validated.val_miou,
+                         message=f"{path.name}: held-out mIoU {validated.val_miou:.4f}{note}")
+        self._log(ev)
+        self.log.flush()
+        return ev
+
+    def _continuous_end(self) -> TrainEvent:
+        s = self.state
+        last = s.published[-1] if s.published else None
+        text = (f"stopped; {len(s.published)} version(s) published, the last {Path(last).name}" if last
+                else "stopped; no version beat the starting model on the held-out corrections")
+        ev = self._event("finished", model_path=last, val_miou=s.best_miou, message=text)
+        self._log(ev)
+        self.log.flush()
+        return ev
 
     def _step(self, progress: float) -> None:
         cfg, s = self.cfg, self.state
@@ -427,11 +559,14 @@ class _Run:
         try:
             metrics = score_samples(predictor, samples if samples is not None else self.data.val, self.cancel)
         finally:
-            self.model.train()
+            self._train_mode()
+        s.last_val_time = time.monotonic()
         miou = metrics.miou
         per_class = metrics.as_dict(self.data.classes.names)["per_class_iou"]
         if samples is None and not np.isnan(miou):
             s.val_history.append((s.step, float(miou)))
+            if s.step == 0 and s.start_miou is None:
+                s.start_miou = float(miou)
             if s.best_miou is None or miou > s.best_miou + self.cfg.early_stopping_min_delta:
                 s.best_miou = float(miou)
                 s.best_step = s.step
@@ -442,6 +577,7 @@ class _Run:
                 s.since_best += 1
         ev = self._event("validated", val_miou=None if np.isnan(miou) else float(miou), per_class_iou=per_class,
                          message=what)
+        ev.val_images = len(samples if samples is not None else self.data.val)
         self._log(ev)
         self.log.flush()
         return ev

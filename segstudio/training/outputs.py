@@ -45,14 +45,22 @@ def version_base(stem: str) -> str:
     return m.group("base") if m else stem
 
 
-def next_version_path(folder: Path, stem: str, suffix: str = ".safetensors") -> Path:
+def version_number(stem: str) -> int:
+    """``"cells.v3"`` → 3; a stem without a version is version 1."""
+    m = _VERSION.match(stem)
+    return int(m.group("n")) if m else 1
+
+
+def next_version_path(folder: Path, stem: str, suffix: str = ".safetensors", newer_than: int = 0) -> Path:
     """The first free name among ``<base><suffix>``, ``<base>.v2<suffix>``, ``<base>.v3<suffix>``… in ``folder``.
 
     Versions already present (with any number) are skipped past, so a new file
-    is always newer than every existing one.
+    is always newer than every existing one; ``newer_than`` (e.g. the version
+    of the model fine-tuned, kept in another folder) is skipped past too.
     """
     base = version_base(stem)
     taken = 1 if (folder / f"{base}{suffix}").exists() else 0
+    taken = max(taken, newer_than)
     if folder.is_dir():
         for p in folder.iterdir():
             if p.name.endswith(suffix):

@@ -18,7 +18,7 @@ from segstudio.inference.predictor import Predictor
 from segstudio.training.config import TrainConfig
 from segstudio.training.data import TrainData
 from segstudio.training.netsetup import class_dependent_axes, transfer_weights
-from segstudio.training.outputs import CheckpointError, next_version_path
+from segstudio.training.outputs import CheckpointError, next_version_path, version_base, version_number
 from segstudio.zoo import ModelCard, NetSpec, get_spec
 from segstudio.zoo.card import now_iso
 
@@ -96,7 +96,12 @@ class RunState:
     bad_steps: int = 0
     train_miou: float | None = None
     train_per_class: dict[str, float | None] | None = None
+    start_miou: float | None = None
+    """Validation mIoU of the starting weights (fine-tuning): the bar the written model never falls below."""
+    published: list[str] = field(default_factory=list)
+    """Model files published by a continuous run, oldest first."""
     last_checkpoint: float = 0.0
+    last_val_time: float = 0.0
 
     def to_checkpoint(self, cfg: TrainConfig, card: ModelCard, elapsed: float) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -108,7 +113,7 @@ class RunState:
             "history": json.dumps({"loss": self.loss_history, "val": self.val_history,
                                    "best_miou": self.best_miou, "best_step": self.best_step,
                                    "best_per_class": self.best_per_class, "since_best": self.since_best,
-                                   "step_time": self.step_time}),
+                                   "step_time": self.step_time, "start_miou": self.start_miou}),
         }
         if self.best_weights is not None:
             state["best"] = self.best_weights
@@ -125,7 +130,7 @@ class RunState:
                    loss_history=[(int(a), float(b)) for a, b in h["loss"]],
                    val_history=[(int(a), float(b)) for a, b in h["val"]],
                    best_miou=h["best_miou"], best_step=h["best_step"], best_per_class=h["best_per_class"],
-                   best_weights=ck.get("best"), since_best=int(h["since_best"]))
+                   best_weights=ck.get("best"), since_best=int(h["since_best"]), start_miou=h.get("start_miou"))
 
 
 def final_card(run: _Run, stop_reason: str) -> ModelCard:
@@ -151,6 +156,10 @@ def final_card(run: _Run, stop_reason: str) -> ModelCard:
     if setup.init_path is not None:
         entry["from"] = setup.init_path.name
         entry["head_rebuilt"] = setup.head_rebuilt
+    if s.start_miou is not None:
+        entry["held_out_before"] = round(s.start_miou, 4)
+        entry["held_out_after"] = round(s.best_miou, 4) if s.best_miou is not None else None
+        entry["improved"] = bool(s.best_step)
     if stop_reason:
         entry["stopped"] = stop_reason
     return ModelCard(arch=base.arch, classes=base.classes, in_channels=base.in_channels, options=base.options,
@@ -165,10 +174,14 @@ def write_model(run: _Run, stop_reason: str) -> Path:
     model = run._eval_model()
     if run.state.best_weights is not None:
         model.load_state_dict(run.state.best_weights)
+    folder = Path(cfg.model_dir) if cfg.model_dir else run.out_dir
+    folder.mkdir(parents=True, exist_ok=True)
     if setup.init_path is not None:
-        path = next_version_path(setup.init_path.parent, cfg.model_name or setup.init_path.stem)
+        stem = setup.init_path.stem
+        newer = version_number(stem) if version_base(cfg.model_name or stem) == version_base(stem) else 0
+        path = next_version_path(folder, cfg.model_name or stem, newer_than=newer)
     else:
-        path = next_version_path(run.out_dir, cfg.model_name or setup.card.arch)
+        path = next_version_path(folder, cfg.model_name or setup.card.arch)
     card = final_card(run, stop_reason)
     card.name = path.stem
     save_model(path, model, card)

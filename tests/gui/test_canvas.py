@@ -10,8 +10,9 @@ from PySide6.QtGui import QWheelEvent
 from segstudio.core.classes import ClassTable
 from segstudio.core.editing.session import EditSession
 from segstudio.gui.canvas.canvas import Canvas, overlay_lut
-from segstudio.gui.canvas.layers import MaskSource, build_pyramid
+from segstudio.gui.canvas.layers import MaskSource
 from segstudio.gui.canvas.tools import BrushTool, FillTool, LassoTool, ToolContext
+from segstudio.workspace.pyramid import build_pyramid
 
 
 @pytest.fixture
@@ -201,7 +202,7 @@ app = QApplication([])
 from segstudio.core.classes import ClassTable
 from segstudio.core.editing.session import EditSession
 from segstudio.gui.canvas.canvas import Canvas
-from segstudio.gui.canvas.layers import build_pyramid
+from segstudio.workspace.pyramid import build_pyramid
 c = Canvas()
 c.resize(400, 300)
 c.show_document(build_pyramid(np.zeros((2048, 2048, 3), np.uint8)), EditSession.blank(2048, 2048),

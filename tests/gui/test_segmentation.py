@@ -16,8 +16,8 @@ from segstudio.core.image_io import read_image, read_mask
 from segstudio.core.project import Project
 from segstudio.gui.canvas.layers import MaskSource
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.uncertainty import to_uint8
 from segstudio.inference.predictor import Prediction, Predictor
+from segstudio.workspace.uncertainty import to_uint8
 from tests.gui.conftest import TOY_CLASSES, choose_model, open_and_wait, show_image, toy_scene_folder, wait_saved
 from tests.inference.toy import scene
 
@@ -171,17 +171,20 @@ def test_cancel_segment_all_keeps_what_is_done(qtbot, window: MainWindow, tmp_pa
     assert not window.model_panel.progress_row.isVisible()
 
 
-def test_an_untrained_network_is_not_run_as_a_model(qtbot, window: MainWindow, toy_project: Path) -> None:
+def test_an_untrained_network_is_never_the_active_model(qtbot, window: MainWindow, toy_project: Path) -> None:
+    """Networks are trained from the Fine-tune panel; the model list holds model files only."""
+    from segstudio.workspace.model_choice import ModelChoice
+
     open_and_wait(qtbot, window, toy_project)
-    window.segment.choose_network("unet")
-    assert window.segment.choice.kind == "network"
+    window.segment.choose(ModelChoice.untrained("unet"))
+    assert window.segment.choice is None
     seg = window.all_actions.model.segment
-    assert not seg.isEnabled() and "untrained" in seg.toolTip()
-    assert not window.model_panel.segment_button.isEnabled()
+    assert not seg.isEnabled() and "choose a model file" in seg.toolTip()
     assert not window.segment.segment_current()
-    text = window.model_panel.card.toPlainText()
-    assert "U-Net" in text and "Untrained" in text and "3 classes" in text
-    assert "untrained" in window.model_panel.model_combo.currentText()
+    texts = [window.model_panel.choices.item(i).text() for i in range(window.model_panel.choices.rowCount())]
+    assert not any("untrained" in t for t in texts)
+    targets = [window.training_panel.target.itemText(i) for i in range(window.training_panel.target.count())]
+    assert "U-Net (unet) from scratch" in targets and "Small-data U-Net (base width 8, from scratch)" in targets
 
 
 def test_an_onnx_file_without_a_card_asks_for_class_names(qtbot, window: MainWindow, toy_project: Path,
@@ -346,7 +349,7 @@ def test_pick_a_model_file_with_open_then_from_the_list(qtbot, window: MainWindo
     qtbot.waitUntil(lambda: window.segment.loaded is not None, timeout=30_000)
     assert panel.model_combo.currentText() == "toy.onnx"
     texts = [panel.choices.item(r).text() for r in range(panel.choices.rowCount())]
-    assert "Untrained networks (train from scratch)" in texts and any("fastscnn" in t for t in texts)
+    assert "Model files" in texts and any("camvid-fastscnn" in t and "(shipped)" in t for t in texts)
     # back to no model, then the file again from the list (the user's files are remembered)
     none_row = texts.index("No model")
     panel.model_combo.setCurrentIndex(none_row)

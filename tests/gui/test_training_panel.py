@@ -1,5 +1,6 @@
-"""The fine-tuning panel driven from the real window: a short run from a tiny model file, Stop, a killed
-process, closing the window mid-run, and the "how good is it" table against evaluate_on_corrections."""
+"""The fine-tuning panel driven from the real window: a short round from a tiny model file judged on the held-out
+correction, Stop, a killed process, closing the window mid-run, a worse candidate kept out, the "how good is it"
+table against evaluate_on_corrections, and where a run starts."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from segstudio.core.project import Project
 from segstudio.gui.actions import shortcut_table
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.panels.training_plot import TrainingPlot
-from segstudio.gui.quality import ROUNDS_FILE, RoundHistory, change_text, fmt_iou, training_dir
 from segstudio.gui.training_run import TrainSettings
 from segstudio.training.evaluate import evaluate_on_corrections
+from segstudio.workspace.model_choice import ModelChoice
+from segstudio.workspace.rounds import ROUNDS_FILE, RoundHistory, change_text, fmt_iou, training_dir
+from segstudio.workspace.versions import VersionRegistry, versions_dir
 from tests.gui.conftest import choose_model, open_and_wait, show_image
 from tests.inference.toy import TOY_MODEL, scene
 
@@ -32,7 +35,8 @@ def sha(path: Path) -> str:
 
 @pytest.fixture
 def painted(toy_project: Path) -> Path:
-    """The toy project with strokes painted on two images (a band of the true labels each), two unlabelled."""
+    """The toy project with strokes painted on two images (a band of the true labels each), two unlabelled.
+    scene00 trains, scene01 (the 2nd labelled image) is held out to judge the models."""
     project = Project.open(toy_project)
     for i in (0, 1):
         _, truth = scene(96, 128, i)
@@ -64,8 +68,9 @@ def test_a_short_fine_tune_makes_a_new_active_version_and_resegments(qtbot, wind
     ready(qtbot, window, painted, start_model)
     panel = window.training_panel
     assert "Fine-tunes toy.safetensors" in panel.start_point.text()
+    assert panel.settings().lr == pytest.approx(2e-4) and panel.settings().loss == "ce"  # the fine-tuning recipe
     before_sha = sha(start_model)
-    panel.set_settings(TrainSettings(length=4, unit="steps", lr=1e-3, freeze_encoder_steps=2, loss="focal+dice"))
+    panel.set_settings(TrainSettings(length=4, unit="steps", lr=1e-3, freeze_encoder=True, loss="focal+dice"))
     events: list[str] = []
     window.training.runEvent.connect(lambda ev: events.append(ev.kind))
     with qtbot.waitSignal(window.training.finished, timeout=TIMEOUT) as done:
@@ -73,11 +78,22 @@ def test_a_short_fine_tune_makes_a_new_active_version_and_resegments(qtbot, wind
         assert window.training.running and not window.all_actions.training.fine_tune.isEnabled()
         assert window.all_actions.training.stop.isEnabled()
     new = Path(done.args[0])
-    # a new version beside the old one; the old file untouched; the new one is the project's model
-    assert new == start_model.with_name("toy.v2.safetensors") and new.is_file()
+    # a new version in the project (nothing beside the old one, which is untouched); judged at least as good on
+    # the held-out correction, so it is the project's model now
+    assert new == versions_dir(painted) / "toy.v2.safetensors" and new.is_file()
+    assert sorted(p.name for p in start_model.parent.iterdir()) == ["toy.safetensors"]
     assert sha(start_model) == before_sha
     assert window.segment.choice.path == str(new)
     assert "started" in events and events[-1] == "finished"
+    r = window.training.last_round
+    assert r is not None and r.activated and r.held_out == ["scene01.png"]
+    assert "is active" in panel.verdict.text() and panel.back_button.isVisible()
+    version = VersionRegistry.load(painted).find(new)
+    assert version is not None and version.status == "accepted" and version.trained_from == "toy.safetensors"
+    # the model list shows where it came from
+    texts = [window.model_panel.choices.item(i).text() for i in range(window.model_panel.choices.rowCount())]
+    assert "Trained in this project" in texts
+    assert any(t.startswith("toy.v2 — trained here") and "round 1" in t for t in texts)
     assert not window.training.running
     # the image on screen (scene00) is corrected: the next unlabelled one is opened and segmented
     qtbot.waitUntil(lambda: (toy := window.controller.scores) is not None and window.segment.loaded is not None
@@ -86,27 +102,31 @@ def test_a_short_fine_tune_makes_a_new_active_version_and_resegments(qtbot, wind
     qtbot.waitUntil(lambda: window.controller.current.session.prediction is not None, timeout=TIMEOUT)
     assert np.array_equal(read_mask(painted / "predictions" / "scene02.png"),
                           window.controller.current.session.prediction)
-    # how good is it: the round's scores are evaluate_on_corrections' own, shown in the tables and stored
+    # how good is it: the round's scores are evaluate_on_corrections' own on the held-out image, shown and stored
     qtbot.waitUntil(lambda: len(window.training.history.rounds) == 1, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: not window.workers.running("evaluate"), timeout=TIMEOUT)
     r = window.training.history.rounds[0]
-    after = evaluate_on_corrections(new, painted, backend="torch", device="auto")
-    before = evaluate_on_corrections(start_model, painted, backend="torch", device="auto")
+    held = ["scene01.png"]
+    after = evaluate_on_corrections(new, painted, images=held, backend="torch", device="auto")
+    before = evaluate_on_corrections(start_model, painted, images=held, backend="torch", device="auto")
     assert r.after is not None and r.before is not None
     assert r.after.miou == pytest.approx(after.miou) and r.before.miou == pytest.approx(before.miou)
+    assert after.miou >= before.miou
     assert panel.rounds.rowCount() == 1
     assert panel.rounds.item(0, 2).text() == change_text(before.miou, after.miou)
+    assert panel.rounds.item(0, 3).text() == "active"
     assert f"red: {change_text(before.per_class['red'], after.per_class['red'])}" in panel.rounds.item(0, 2).toolTip()
     table = panel.images
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     assert headers == ["Image", "mIoU", "background", "red", "blue"]
-    assert table.rowCount() == len(after.images) + 1 == 3
-    for row, score in enumerate(after.images):
-        assert table.item(row, 0).text() == score.image
-        assert table.item(row, 1).text() == fmt_iou(score.miou)
-        for col, cls in enumerate(after.classes, start=2):
-            assert table.item(row, col).text() == fmt_iou(score.per_class[cls])
-    assert table.item(2, 1).text() == fmt_iou(after.miou)
+    assert table.rowCount() == len(after.images) + 1 == 2  # the held-out image and the pooled row, no training image
+    assert table.item(0, 0).text() == "scene01.png" and table.item(0, 1).text() == fmt_iou(after.images[0].miou)
+    for col, cls in enumerate(after.classes, start=2):
+        assert table.item(0, col).text() == fmt_iou(after.images[0].per_class[cls])
+    assert table.item(1, 0).text() == "held-out" and table.item(1, 1).text() == fmt_iou(after.miou)
+    # one click switches back
+    panel.back_button.click()
+    qtbot.waitUntil(lambda: window.segment.choice.path == str(start_model), timeout=TIMEOUT)
     stored = json.loads((training_dir(painted) / ROUNDS_FILE).read_text())["rounds"]
     assert stored[0]["model_after"] == str(new) and stored[0]["after"]["miou"] == pytest.approx(after.miou)
     assert RoundHistory.load(painted).rounds[0].after.miou == pytest.approx(after.miou)
@@ -116,7 +136,7 @@ def test_stop_ends_the_process_and_keeps_the_model(qtbot, window: MainWindow, pa
                                                   start_model: Path) -> None:
     ready(qtbot, window, painted, start_model)
     panel = window.training_panel
-    panel.set_settings(TrainSettings(length=600, unit="seconds", lr=1e-3, freeze_encoder_steps=0, loss="ce"))
+    panel.set_settings(TrainSettings(length=600, unit="seconds", lr=1e-3, loss="ce"))
     with qtbot.waitSignal(window.training.runEvent, timeout=TIMEOUT,
                           check_params_cb=lambda ev: ev.kind == "step"):
         window.all_actions.training.fine_tune.trigger()
@@ -127,7 +147,7 @@ def test_stop_ends_the_process_and_keeps_the_model(qtbot, window: MainWindow, pa
     assert ended.args[0] == "cancelled"
     qtbot.waitUntil(lambda: not proc.is_alive() and not window.training.processes_alive, timeout=TIMEOUT)
     assert window.segment.choice.path == str(start_model)
-    assert not start_model.with_name("toy.v2.safetensors").exists()
+    assert not (versions_dir(painted) / "toy.v2.safetensors").exists()
     assert "stopped" in panel.status.text() and window.all_actions.training.fine_tune.isEnabled()
     assert len(panel.plot.loss) >= 1
 
@@ -135,12 +155,12 @@ def test_stop_ends_the_process_and_keeps_the_model(qtbot, window: MainWindow, pa
 def test_a_killed_process_says_so_and_the_previous_model_stays(qtbot, window: MainWindow, painted: Path,
                                                               start_model: Path) -> None:
     ready(qtbot, window, painted, start_model)
-    window.training_panel.set_settings(TrainSettings(600, "seconds", 1e-3, 0, "ce"))
+    window.training_panel.set_settings(TrainSettings(600, "seconds", 1e-3))
     assert window.training_panel.start()
     proc = window.training.process
     with qtbot.waitSignal(window.training.ended, timeout=TIMEOUT) as ended:
         proc.kill()
-    assert ended.args[0] == "died" and "previous model stays active" in ended.args[1]
+    assert ended.args[0] == "died" and "active model stays" in ended.args[1]
     assert window._last_box is not None and "Fine-tuning failed" in window._last_box.text()
     assert window.segment.choice.path == str(start_model)
     assert not window.training.running
@@ -151,7 +171,7 @@ def test_closing_the_window_ends_the_training_process(qtbot, painted: Path, star
     qtbot.addWidget(win)
     win.show()
     ready(qtbot, win, painted, start_model)
-    win.training_panel.set_settings(TrainSettings(600, "seconds", 1e-3, 0, "ce"))
+    win.training_panel.set_settings(TrainSettings(600, "seconds", 1e-3))
     assert win.training_panel.start()
     proc = win.training.process
     assert proc is not None
@@ -165,7 +185,7 @@ def test_opening_another_project_stops_the_run_without_blocking(qtbot, window: M
     import time
 
     ready(qtbot, window, painted, start_model)
-    window.training_panel.set_settings(TrainSettings(600, "seconds", 1e-3, 0, "ce"))
+    window.training_panel.set_settings(TrainSettings(600, "seconds", 1e-3))
     assert window.training_panel.start()
     proc = window.training.process
     assert proc is not None and proc.is_alive()
@@ -174,26 +194,43 @@ def test_opening_another_project_stops_the_run_without_blocking(qtbot, window: M
     assert time.monotonic() - t0 < 2.0
     assert window.training.process is None
     qtbot.waitUntil(lambda: not proc.is_alive() and not window.training.processes_alive, timeout=TIMEOUT)
-    assert not list(start_model.parent.glob("*.v2.safetensors"))  # a cancelled run writes no new version
+    assert not list(versions_dir(painted).glob("*.v2.safetensors"))  # a cancelled run writes no new version
 
 
 def test_training_needs_labels_and_says_where_it_starts(qtbot, window: MainWindow, toy_project: Path,
                                                        model_dir: Path) -> None:
     open_and_wait(qtbot, window, toy_project)
-    qtbot.waitUntil(lambda: window.training.defaults is not None, timeout=TIMEOUT)
     panel = window.training_panel
-    assert "from scratch" in panel.start_point.text()
+    # no model: nothing is trained in its place
+    assert "No model is active" in panel.start_point.text()
+    assert not window.all_actions.training.fine_tune.isEnabled()
+    # an ONNX file with its .safetensors twin fine-tunes the twin
+    choose_model(qtbot, window, model_dir / "toy.onnx")
+    assert "Fine-tunes toy.safetensors (the PyTorch twin of toy.onnx)" in panel.start_point.text()
+    qtbot.waitUntil(lambda: window.training.defaults is not None, timeout=TIMEOUT)
     assert not window.all_actions.training.fine_tune.isEnabled()
     assert "paint some strokes" in window.all_actions.training.fine_tune.toolTip()
     assert not window.training_panel.start() and window.training.process is None
-    choose_model(qtbot, window, model_dir / "toy.onnx")
-    assert "ONNX file" in panel.start_point.text() and "from scratch" in panel.start_point.text()
+    # the fine-tuning recipe's defaults are in the panel
+    s = panel.settings()
+    assert (s.unit, s.length, s.loss, s.mode) == ("seconds", 180, "ce", "rounds") and s.lr == pytest.approx(2e-4)
+    # an ONNX file without a twin cannot be trained, and nothing is trained instead
+    window.settings.set_onnx_class_names(model_dir / "foreign.onnx", ["background", "red", "blue"])
+    choose_model(qtbot, window, model_dir / "foreign.onnx")
+    assert "without its .safetensors twin" in panel.start_point.text()
+    assert "twin" in window.all_actions.training.fine_tune.toolTip()
+    # the small-data U-Net is an explicit choice, with its own recipe and a measured step time
+    row = panel.target.findText("Small-data U-Net (base width 8, from scratch)")
+    panel.target.setCurrentIndex(row)
+    panel.target.activated.emit(row)
+    assert "small-data U-Net" in panel.start_point.text()
+    qtbot.waitUntil(lambda: window.training.defaults is not None and "per step" in window.training.defaults.estimate,
+                    timeout=TIMEOUT)
+    s = panel.settings()
+    assert s.lr == pytest.approx(5e-3) and s.loss == "focal+dice" and "per step here" in panel.estimate.text()
     # the actions are in the Model menu and in the shortcuts list
     assert ("Training", "Fine-tune on Corrections", "Ctrl+T") in shortcut_table(window.all_actions)
     assert window.all_actions.training.fine_tune in window.menus["model"].actions()
-    # the recipe's defaults are in the panel
-    s = panel.settings()
-    assert (s.unit, s.length, s.loss) == ("seconds", 120, "focal+dice") and s.lr == pytest.approx(5e-3)
 
 
 def test_how_good_is_it_on_demand_scores_the_active_model(qtbot, window: MainWindow, painted: Path,
@@ -203,23 +240,24 @@ def test_how_good_is_it_on_demand_scores_the_active_model(qtbot, window: MainWin
     assert window.all_actions.training.evaluate.isEnabled()
     with qtbot.waitSignal(window.training.reportReady, timeout=TIMEOUT) as got:
         qtbot.mouseClick(panel.evaluate_button, Qt.MouseButton.LeftButton)
-    want = evaluate_on_corrections(start_model, painted, backend="torch", device="auto")
+    want = evaluate_on_corrections(start_model, painted, images=["scene01.png"], backend="torch", device="auto")
     assert got.args[1].miou == pytest.approx(want.miou)
-    assert [panel.images.item(r, 0).text() for r in range(panel.images.rowCount())] == \
-        ["scene00.png", "scene01.png", "project"]
+    # the held-out correction only: scores on training images are never shown as quality
+    assert [panel.images.item(r, 0).text() for r in range(panel.images.rowCount())] == ["scene01.png", "held-out"]
     assert panel.images.item(0, 1).text() == fmt_iou(want.images[0].miou)
-    assert panel.images.item(2, 4).text() == fmt_iou(want.per_class["blue"])
+    assert panel.images.item(1, 4).text() == fmt_iou(want.per_class["blue"])
     assert "Now: toy.safetensors" in panel.report_title.text()
     assert window.training.history.rounds == []  # on demand is not a round
 
 
 def test_without_the_training_engine_the_panel_says_why(qtbot, window: MainWindow, painted: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_torch() -> TrainSettings:
+    def no_torch(start: object, cancel: object) -> TrainSettings:
         raise ImportError("No module named 'torch'")
 
     monkeypatch.setattr("segstudio.gui.training_run.recipe_defaults", no_torch)
     open_and_wait(qtbot, window, painted)
+    window.training.set_target(ModelChoice.preset_network("small-data"))
     qtbot.waitUntil(lambda: window.training.unavailable is not None, timeout=10_000)
     action = window.all_actions.training.fine_tune
     assert not action.isEnabled() and "No module named 'torch'" in action.toolTip()
@@ -239,23 +277,24 @@ def test_the_plot_skips_unknown_losses(qtbot) -> None:
     assert image.width() >= 320 and not image.isNull()
 
 
-def test_without_a_trainable_model_the_small_data_network_is_trained_from_scratch(qtbot, window: MainWindow,
-                                                                                  painted: Path) -> None:
+def test_the_small_data_network_trains_from_scratch_when_chosen(qtbot, window: MainWindow, painted: Path) -> None:
     open_and_wait(qtbot, window, painted)
     window.segment.set_backend("cpu-torch")
     show_image(qtbot, window, "scene03.png")  # unlabelled: the image on screen is the one re-segmented
+    window.training.set_target(ModelChoice.preset_network("small-data"))
     qtbot.waitUntil(lambda: window.all_actions.training.fine_tune.isEnabled(), timeout=TIMEOUT)
     panel = window.training_panel
-    assert "small-data U-Net (base width 8) from scratch" in panel.start_point.text()
-    panel.set_settings(TrainSettings(length=3, unit="steps", lr=5e-3, freeze_encoder_steps=0, loss="focal+dice"))
+    assert "small-data U-Net" in panel.start_point.text()
+    panel.set_settings(TrainSettings(length=3, unit="steps", lr=5e-3, loss="focal+dice"))
     with qtbot.waitSignal(window.training.finished, timeout=TIMEOUT) as done:
         window.all_actions.training.fine_tune.trigger()
     new = Path(done.args[0])
-    assert new == training_dir(painted) / "unet.safetensors" and new.is_file()
+    assert new == versions_dir(painted) / "unet.safetensors" and new.is_file()
+    # no model was active: there is nothing it could be worse than
     assert window.segment.choice.path == str(new)
     qtbot.waitUntil(lambda: len(window.training.history.rounds) == 1, timeout=TIMEOUT)
     r = window.training.history.rounds[0]
-    assert r.model_before is None and r.before is None and r.after is not None
+    assert r.model_before is None and r.before is None and r.after is not None and r.activated
     assert panel.rounds.item(0, 2).text() == fmt_iou(r.after.miou)
     # the new model has the project's classes, so it segments the next unlabelled image at once
     qtbot.waitUntil(lambda: window.controller.current.session.prediction is not None, timeout=TIMEOUT)
@@ -266,3 +305,29 @@ def test_without_a_trainable_model_the_small_data_network_is_trained_from_scratc
     window.controller.rescan()
     qtbot.waitUntil(lambda: not window.workers.running(), timeout=TIMEOUT)
     assert [e.path for e in window.controller.project.images] == [f"scene{i:02d}.png" for i in range(4)]
+
+
+def test_a_worse_candidate_is_not_activated(qtbot, window: MainWindow, painted: Path, start_model: Path) -> None:
+    """A network trained from scratch for two steps against the trained toy model: worse on the held-out
+    correction, so it is kept as a candidate; the user may still use it."""
+    ready(qtbot, window, painted, start_model)
+    window.training.set_target(ModelChoice.preset_network("small-data"))
+    qtbot.waitUntil(lambda: window.all_actions.training.fine_tune.isEnabled(), timeout=TIMEOUT)
+    panel = window.training_panel
+    panel.set_settings(TrainSettings(length=2, unit="steps", lr=5e-3, loss="focal+dice"))
+    with qtbot.waitSignal(window.training.concluded, timeout=TIMEOUT) as done:
+        window.all_actions.training.fine_tune.trigger()
+    r = done.args[0]
+    assert not r.activated and "worse on the held-out corrections" in r.verdict
+    assert r.before.miou > r.after.miou
+    assert window.segment.choice.path == str(start_model)  # the active model stays
+    assert "candidate" in panel.verdict.text() and panel.accept_button.isVisible()
+    assert panel.rounds.item(0, 3).text() == "candidate"
+    version = VersionRegistry.load(painted).find(r.model_after)
+    assert version is not None and version.status == "candidate"
+    texts = [window.model_panel.choices.item(i).text() for i in range(window.model_panel.choices.rowCount())]
+    assert any(t.startswith("unet — trained here") and "(candidate)" in t for t in texts)
+    # seen before → after, the user takes it anyway
+    panel.accept_button.click()
+    qtbot.waitUntil(lambda: window.segment.choice.path == r.model_after, timeout=TIMEOUT)
+    assert VersionRegistry.load(painted).find(r.model_after).status == "accepted"

@@ -33,10 +33,14 @@ def test_project_snapshot_takes_labelled_images_and_sparse_strokes(tmp_path: Pat
     project.save_label("empty.png", np.full((48, 64), 255, np.uint8))
     project.save()
     data = load_data(ProjectData(str(tmp_path / "p")))
-    assert sorted(s.name for s in data.train) == ["img0.png", "img1.png", "img2.png", "img3.png"]
-    assert data.val == [] and "fewer than" in data.val_source
+    # the held-out split: the 2nd labelled image judges, the others train
+    assert sorted(s.name for s in data.train) == ["img0.png", "img2.png", "img3.png"]
+    assert [s.name for s in data.val] == ["img1.png"] and "held-out" in data.val_source
     assert all(not s.complete for s in data.train)  # strokes only
     assert "4 labelled image(s)" in data.source
+    # without the split, a random tenth is held out from ten images on
+    data = load_data(ProjectData(str(tmp_path / "p"), holdout=False))
+    assert len(data.train) == 4 and data.val == [] and "fewer than" in data.val_source
     # the snapshot: painting after loading does not change the data
     before = data.train[0].label.copy()
     project.save_label(data.train[0].name, np.zeros((48, 64), np.uint8))

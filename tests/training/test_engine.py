@@ -61,19 +61,45 @@ def test_finetune_on_sparse_strokes_writes_a_new_version(tmp_path: Path) -> None
     assert len(losses) == 40
     assert np.mean(losses[-8:]) < np.mean(losses[:8])  # it learns
     final = events[-1]
-    assert final.model_path == str(tmp_path / "models" / "cells.v2.safetensors")
+    # the new version goes to the output folder, never beside the model it came from (that may be the install)
+    assert final.model_path == str(tmp_path / "run" / "cells.v2.safetensors")
+    assert sorted(p.name for p in old.parent.iterdir()) == ["cells.safetensors"]
     assert sha(old) == old_hash  # the user's model is untouched
+    # the 2nd labelled image is held out: the start is scored on it before the first step
+    validated = [e for e in events if e.kind == "validated"]
+    assert validated[0].step == 0 and validated[0].val_images == 1 and final.start_miou == validated[0].val_miou
     card = load_card(final.model_path)
     assert card.history[0]["event"] == "trained"
     assert card.history[-1]["event"] == "fine-tuned" and card.history[-1]["from"] == "cells.safetensors"
     assert card.history[-1]["steps"] == 40 and "sparse" in card.history[-1]["data"]
-    assert card.metrics[-1]["name"] == "mIoU" and "training images" in card.metrics[-1]["data"]
+    assert card.history[-1]["held_out_before"] == pytest.approx(final.start_miou, abs=1e-4)
+    assert card.metrics[-1]["name"] == "mIoU" and "held-out" in card.metrics[-1]["data"]
     assert card.name == "cells.v2" and card.recipe["steps"] == 40
     for name in ("train_log.jsonl", "curves.png", CHECKPOINT_NAME):
         assert (tmp_path / "run" / name).is_file()
     # a second round goes to v3, never over v2
     again = run(tiny_config(tmp_path, init_model=final.model_path, steps=2), ProjectData(str(project.root)))
-    assert again[-1].model_path == str(tmp_path / "models" / "cells.v3.safetensors")
+    assert again[-1].model_path == str(tmp_path / "run" / "cells.v3.safetensors")
+
+
+def test_finetuning_never_writes_weights_worse_than_the_start_on_held_out_images(tmp_path: Path) -> None:
+    """A learning rate that wrecks the network: the best held-out score stays the start's, and the weights
+    written are the start's, bit for bit."""
+    project = make_project(tmp_path / "project", n=4)
+    untrained = base_model(tmp_path / "models" / "cells.safetensors")
+    trained = run(tiny_config(tmp_path, init_model=str(untrained), steps=40), ProjectData(str(project.root)))
+    old = Path(str(trained[-1].model_path))
+    cfg = tiny_config(tmp_path, init_model=str(old), steps=6, lr=0.5, clip_grad_norm=None, val_every_steps=2)
+    events = run(cfg, ProjectData(str(project.root)))
+    final = events[-1]
+    vals = [e.val_miou for e in events if e.kind == "validated"]
+    assert final.kind == "finished" and max(vals[1:]) < final.start_miou  # training made it worse …
+    assert final.best_miou == final.start_miou  # … so the start stays the best
+    from safetensors.numpy import load_file
+
+    written, start = load_file(final.model_path), load_file(str(old))
+    assert written.keys() == start.keys()
+    assert all(np.array_equal(written[k], start[k]) for k in start)
 
 
 def test_from_scratch_validates_and_keeps_the_best(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_a_run_finishes_and_reports_the_new_model(tmp_path: Path) -> None:
     events = collect_until(proc, lambda e: e.kind == "finished", START_TIMEOUT)
     assert proc.join(30) == 0
     final = events[-1]
-    assert final.kind == "finished" and final.model_path == str(old.parent / "cells.v2.safetensors")
+    assert final.kind == "finished" and final.model_path == str(tmp_path / "run" / "cells.v2.safetensors")
     assert Path(final.model_path).is_file()
 
 

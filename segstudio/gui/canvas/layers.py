@@ -13,7 +13,6 @@ import math
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter
@@ -22,16 +21,6 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 TILE = 256
 SMOOTH_BELOW = 2.0
 _CACHE_BYTES = 192 * 1024 * 1024
-
-
-def build_pyramid(rgb: np.ndarray, min_side: int = 256) -> list[np.ndarray]:
-    """Level 0 is ``rgb`` itself; each next level halves the size (area averaging)."""
-    levels = [rgb]
-    while max(levels[-1].shape[:2]) > min_side:
-        prev = levels[-1]
-        h, w = max(1, prev.shape[0] // 2), max(1, prev.shape[1] // 2)
-        levels.append(cv2.resize(prev, (w, h), interpolation=cv2.INTER_AREA))
-    return levels
 
 
 def _qimage(arr: np.ndarray) -> QImage:

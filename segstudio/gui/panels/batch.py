@@ -34,11 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.tasks import CancelToken, format_eta
-from segstudio.gui.model_choice import BACKENDS
 from segstudio.gui.workers import Task, WorkerPool
 from segstudio.inference.batch import BatchEvent, BatchOptions, segment_folder
 from segstudio.inference.model_file import MissingCardError
 from segstudio.inference.predictor import Predictor
+from segstudio.workspace.model_choice import BACKENDS
 
 
 def open_folder(path: Path) -> bool:

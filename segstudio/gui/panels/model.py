@@ -1,4 +1,4 @@
-"""The model panel: choose a model file or an untrained network, where it runs, its card, and Segment.
+"""The model panel: choose the active model file, where it runs, its card, and Segment.
 
 It talks only to the :class:`~segstudio.gui.segmentation.SegmentController`
 (and triggers the window's actions); the fine-tuning panel is a tab beside it.
@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.classes import ClassTable
-from segstudio.gui.model_choice import (
+from segstudio.gui.segmentation import SegmentController
+from segstudio.inference.model_file import find_model_files
+from segstudio.workspace.model_choice import (
     BACKEND_TITLES,
     BACKENDS,
     ClassFit,
@@ -36,9 +38,8 @@ from segstudio.gui.model_choice import (
     Runtimes,
     file_format,
 )
-from segstudio.gui.segmentation import SegmentController
-from segstudio.inference.model_file import find_model_files
-from segstudio.zoo import ModelCard, UnknownNetworkError, get_spec, net_names
+from segstudio.workspace.versions import VersionRegistry
+from segstudio.zoo import ModelCard, UnknownNetworkError, get_spec
 
 ChoiceRole = Qt.ItemDataRole.UserRole + 1
 
@@ -79,18 +80,6 @@ def card_html(card: ModelCard, path: Path | None = None) -> str:
     return "<br>".join(rows)
 
 
-def network_html(name: str, project_classes: ClassTable) -> str:
-    """An untrained zoo network: what it is and that it must be trained first."""
-    spec = get_spec(name)
-    return "<br>".join([
-        f"<b>{html.escape(spec.title)}</b> ({html.escape(spec.name)}, {spec.speed})",
-        html.escape(spec.description),
-        f"<i>{html.escape(spec.paper)}</i>",
-        f"<b>Untrained:</b> random weights, trained from scratch on your labels with the project's "
-        f"{len(project_classes)} classes. It gives no useful segmentation until it is trained, so Segment is off.",
-    ])
-
-
 def _action_button(action: QAction, text: str) -> QPushButton:
     """A push button that triggers ``action`` and follows its enabled state and tooltip (a shorter text
     than the menu's keeps the dock narrow)."""
@@ -121,7 +110,7 @@ class ModelPanel(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.setModel(self.choices)
         self.model_combo.setMinimumContentsLength(14)
-        self.model_combo.setToolTip("The model: a trained model file, or a network from the zoo to train")
+        self.model_combo.setToolTip("The active model: shipped, opened, or trained in this project")
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.activated.connect(self._combo_chosen)
         self.open_button = open_button = _action_button(open_model, "Open…")
@@ -219,30 +208,41 @@ class ModelPanel(QWidget):
         none = QStandardItem("No model")
         none.setData(None, ChoiceRole)
         self.choices.appendRow(none)
+        project = self.segment.controller.project
+        registry = VersionRegistry.load(project.root) if project is not None else None
+        versions = registry.files() if registry is not None else []
+        known = {p.resolve() for p in versions}
         self._header("Model files")
         files: list[Path] = []
         for p in [*find_model_files(self.models_folder), *(Path(r) for r in self.segment.settings.recent_models())]:
-            if p.is_file() and p.resolve() not in {f.resolve() for f in files}:
+            if p.is_file() and p.resolve() not in {f.resolve() for f in files} | known:
                 files.append(p)
-        if current is not None and current.kind == "file" and Path(current.path) not in files:
+        if current is not None and current.kind == "file" and Path(current.path) not in files \
+                and Path(current.path).resolve() not in known:
             files.insert(0, Path(current.path))
         for p in files:
-            where = " (shipped)" if p.parent.resolve() == self.models_folder.resolve() else ""
-            item = QStandardItem(p.name + where)
-            item.setToolTip(str(p))
-            item.setData(ModelChoice.file(p).to_json(), ChoiceRole)
-            self.choices.appendRow(item)
-        self._header("Untrained networks (train from scratch)")
-        for name in net_names():
-            item = QStandardItem(f"{name} — {get_spec(name).title} (untrained)")
-            item.setData(ModelChoice.untrained(name).to_json(), ChoiceRole)
-            self.choices.appendRow(item)
+            shipped = p.parent.resolve() == self.models_folder.resolve()
+            self._file_item(p, p.name + (" (shipped)" if shipped else ""),
+                            f"{p}\n" + ("shipped with segstudio" if shipped else "a model file you opened"))
+        if registry is not None and versions:
+            self._header("Trained in this project")
+            for p in versions:
+                v = registry.find(p)
+                text = f"{p.stem} — {v.describe()}" if v is not None else f"{p.stem} — trained here"
+                tip = f"{p}\nfrom {v.trained_from}; {v.verdict}" if v is not None else str(p)
+                self._file_item(p, text, tip)
         row = 0
         for r in range(self.choices.rowCount()):
             data = self.choices.item(r).data(ChoiceRole)
             if current is not None and ModelChoice.from_json(data) == current:
                 row = r
         self.model_combo.setCurrentIndex(row)
+
+    def _file_item(self, path: Path, text: str, tip: str) -> None:
+        item = QStandardItem(text)
+        item.setToolTip(tip)
+        item.setData(ModelChoice.file(path).to_json(), ChoiceRole)
+        self.choices.appendRow(item)
 
     def _header(self, text: str) -> None:
         item = QStandardItem(text)
@@ -267,11 +267,8 @@ class ModelPanel(QWidget):
         self._show_backends(s.runtimes, fmt)
         self.card.setVisible(choice is not None)
         if choice is None:
-            self.active.setText("No model chosen: pick a model file, or a network to train from scratch.")
+            self.active.setText("No model chosen: pick a model file, or train one in the Fine-tune panel.")
             self.card.setHtml("")
-        elif choice.kind == "network":
-            self.active.setText("Untrained network: train it before segmenting.")
-            self.card.setHtml(network_html(choice.network, s.controller.classes))
         elif s.loading:
             self.active.setText(f"Loading {html.escape(choice.title)}…")
         elif s.loaded is not None:

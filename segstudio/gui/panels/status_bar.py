@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from segstudio.core.classes import ClassTable, unlabelled_value
-from segstudio.gui.document import ImageDocument
+from segstudio.workspace.document import ImageDocument
 
 
 def describe_pixel(doc: ImageDocument | None, classes: ClassTable, x: float, y: float) -> tuple[str, str]:

@@ -1,15 +1,18 @@
-"""The fine-tuning panel: settings, Start/Stop, a live loss and mIoU plot, and "how good is it".
+"""The fine-tuning panel: settings, Start/Stop, a live loss and mIoU plot, the verdict, and "how good is it".
 
 It shows and drives a :class:`~segstudio.gui.training_run.TrainingController`
-and nothing else. The settings start at the small-data recipe's values (read
-in a worker when a project opens); what the run starts from (the active model
-file, or the small-data U-Net from scratch) is said above them. Below the plot:
-the rounds (project mIoU before → after each round) and, per image of the
-latest evaluation, its mIoU and IoU per class.
+and nothing else. What the run starts from (the active model fine-tuned, or the
+chosen network from scratch — or why it cannot start) is said above the
+settings, which start at that start point's recipe values (read in a worker).
+Below the plot: the verdict on the last version (made active, or kept as a
+candidate with "Use it anyway"; "Switch back" after an activation), the rounds
+(held-out mIoU before → after) and, per held-out image of the latest
+evaluation, its mIoU and IoU per class.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -24,6 +28,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QProgressBar,
+    QPushButton,
     QSizePolicy,
     QSpinBox,
     QTableWidget,
@@ -35,14 +40,19 @@ from PySide6.QtWidgets import (
 from segstudio.core.tasks import format_eta
 from segstudio.gui.panels.model import _action_button
 from segstudio.gui.panels.training_plot import TrainingPlot
-from segstudio.gui.quality import RoundHistory, change_text, fmt_iou
-from segstudio.gui.training_run import LOSSES, StartPoint, TrainingController, TrainSettings
+from segstudio.gui.training_run import LOSSES, TrainingController, TrainSettings
 from segstudio.training.evaluate import CorrectionsReport
+from segstudio.workspace.model_choice import ModelChoice
+from segstudio.workspace.rounds import Round, RoundHistory, change_text, fmt_iou
+from segstudio.workspace.startpoint import StartPoint
+from segstudio.zoo import get_spec, net_names
+from segstudio.zoo.presets import PRESETS
 
 if TYPE_CHECKING:  # the engine imports torch: the panel must not make the window's start slower
     from segstudio.training.engine import TrainEvent
 
 UNITS = ("seconds", "steps")
+MODES = {"rounds": "Rounds (train, then judge)", "continuous": "Continuous (while I correct)"}
 
 
 def _table(columns: list[str]) -> QTableWidget:
@@ -72,6 +82,20 @@ class TrainingPanel(QWidget):
         self.training = training
         self.start_action, self.stop_action, self.evaluate_action = start, stop, evaluate
         self._edited = False
+        self.target = QComboBox()
+        self.target.setToolTip("What to train: the active model (fine-tuned on your corrections), or a network "
+                               "trained from scratch; a new version becomes active only if it is at least as good "
+                               "on the held-out corrections")
+        self.target.addItem("The active model (fine-tune it)", None)
+        for name, preset in PRESETS.items():
+            self.target.addItem(preset.title, ModelChoice.preset_network(name).to_json())
+            self.target.setItemData(self.target.count() - 1, preset.description, Qt.ItemDataRole.ToolTipRole)
+        for name in net_names():
+            self.target.addItem(f"{get_spec(name).title} ({name}) from scratch", ModelChoice.untrained(name).to_json())
+        self.target.setMinimumContentsLength(14)
+        self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.target.activated.connect(
+            lambda _row: training.set_target(ModelChoice.from_json(self.target.currentData())))
         self.start_point = QLabel()
         self.start_point.setWordWrap(True)
         self.length = QSpinBox()
@@ -86,21 +110,32 @@ class TrainingPanel(QWidget):
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1.0)
         self.lr.setSingleStep(1e-4)
-        self.freeze = QSpinBox()
-        self.freeze.setRange(0, 1_000_000)
-        self.freeze.setSuffix(" steps")
-        self.freeze.setToolTip("Train only the decoder and head for this many first steps (fine-tuning)")
+        self.freeze = QCheckBox("Decoder and head only")
+        self.freeze.setToolTip("Partial freezing: the encoder keeps its weights (fine-tuning)")
         self.loss = QComboBox()
         self.loss.addItems(list(LOSSES))
+        self.mode = QComboBox()
+        for key, title in MODES.items():
+            self.mode.addItem(title, key)
+        self.mode.setToolTip("Rounds: train for the set length, then judge the new version on the held-out "
+                             "corrections. Continuous: train until stopped; new corrections join within seconds "
+                             "and every better version is swapped in while you paint.")
         form = QFormLayout()
+        form.addRow("Train", self.target)
+        form.addRow("Mode", self.mode)
         form.addRow("Length", length_row)
         form.addRow("Learning rate", self.lr)
         form.addRow("Freeze encoder", self.freeze)
         form.addRow("Loss", self.loss)
-        for w in (self.length, self.lr, self.freeze):
+        self.estimate = QLabel()
+        self.estimate.setWordWrap(True)
+        self.estimate.setVisible(False)
+        for w in (self.length, self.lr):
             w.valueChanged.connect(self._mark_edited)
+        self.freeze.toggled.connect(self._mark_edited)
         for c in (self.unit, self.loss):
             c.currentIndexChanged.connect(self._mark_edited)
+        self.mode.currentIndexChanged.connect(lambda _i: self.update_state())
         self.start_button = _action_button(start, "Start")
         self.stop_button = _action_button(stop, "Stop")
         self.evaluate_button = _action_button(evaluate, "How good is it?")
@@ -120,23 +155,43 @@ class TrainingPanel(QWidget):
         rate_row.addWidget(self.eta)
         self.status = QLabel("Not running")
         self.status.setWordWrap(True)
-        self.rounds = _table(["Round", "Model", "Project mIoU before → after"])
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.accept_button = QPushButton("Use it anyway")
+        self.accept_button.setToolTip("Make the candidate the active model although it did not score better")
+        self.accept_button.clicked.connect(self._accept)
+        self.back_button = QPushButton("Switch back")
+        self.back_button.clicked.connect(training.switch_back)
+        verdict_row = QHBoxLayout()
+        verdict_row.addWidget(self.accept_button)
+        verdict_row.addWidget(self.back_button)
+        verdict_row.addStretch(1)
+        self.verdict_box = QWidget()
+        verdict_layout = QVBoxLayout(self.verdict_box)
+        verdict_layout.setContentsMargins(0, 0, 0, 0)
+        verdict_layout.addWidget(self.verdict)
+        verdict_layout.addLayout(verdict_row)
+        self.verdict_box.setVisible(False)
+        self.rounds = _table(["Round", "Model", "Held-out mIoU before → after", "Verdict"])
         self.rounds.setMaximumHeight(130)  # the latest rounds; older ones scroll
         self.report_title = QLabel("How good is it: per image (run a round, or press How good is it?)")
         self.report_title.setWordWrap(True)
         self.images = _table(["Image", "mIoU"])
         # text that changes during a run must not resize the dock: the canvas would move under the brush
-        for label in (self.start_point, self.rate, self.eta, self.status, self.report_title):
+        for label in (self.start_point, self.rate, self.eta, self.status, self.report_title, self.verdict,
+                      self.estimate):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.start_point)
         layout.addLayout(form)
+        layout.addWidget(self.start_point)
+        layout.addWidget(self.estimate)
         layout.addLayout(buttons)
         layout.addWidget(self.plot, 2)
         layout.addWidget(self.progress)
         layout.addLayout(rate_row)
         layout.addWidget(self.status)
-        heading = QLabel("<b>How good is it</b> — mIoU on the corrected images")
+        layout.addWidget(self.verdict_box)
+        heading = QLabel("<b>How good is it</b> — mIoU on the held-out corrections (images no run trains on)")
         heading.setWordWrap(True)
         heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(heading)
@@ -153,6 +208,9 @@ class TrainingPanel(QWidget):
         t.evaluating.connect(self._evaluating)
         t.roundsChanged.connect(self.show_rounds)
         t.reportReady.connect(self.show_report)
+        t.concluded.connect(self.show_verdict)
+        t.controller.projectChanged.connect(lambda _p: self.reset())
+        t.published.connect(self._published)
         start.triggered.connect(self.start)
         stop.triggered.connect(t.stop)
         evaluate.triggered.connect(t.evaluate_now)
@@ -166,28 +224,38 @@ class TrainingPanel(QWidget):
         self._edited = True
 
     def _defaults(self, s: TrainSettings) -> None:
-        if not self._edited:  # a user's own values win over the recipe's arriving late
-            self.set_settings(s)
-            self._edited = False
+        """The recipe's values for a new start point replace the fields (the user's own values are kept for the
+        same start point)."""
+        self.set_settings(s)
+        self._edited = False
 
     def set_settings(self, s: TrainSettings) -> None:
         self.unit.setCurrentIndex(UNITS.index(s.unit))
         self.length.setValue(s.length)
         self.lr.setValue(s.lr)
-        self.freeze.setValue(s.freeze_encoder_steps)
-        if s.loss not in LOSSES:
+        self.freeze.setChecked(s.freeze_encoder)
+        if s.loss not in LOSSES and self.loss.findText(s.loss) < 0:
             self.loss.addItem(s.loss)
         self.loss.setCurrentText(s.loss)
+        self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
+        self.estimate.setText(s.estimate)
+        self.estimate.setVisible(bool(s.estimate))
 
     def settings(self) -> TrainSettings:
-        return TrainSettings(self.length.value(), self.unit.currentText(), self.lr.value(), self.freeze.value(),
-                             self.loss.currentText())
+        return TrainSettings(self.length.value(), self.unit.currentText(), self.lr.value(), self.freeze.isChecked(),
+                             self.loss.currentText(), "continuous" if self.mode.currentData() == "continuous"
+                             else "rounds", self.estimate.text())
 
     def start(self) -> bool:
         return self.training.start(self.settings())
 
     def _start_point(self, sp: StartPoint) -> None:
-        self.start_point.setText(sp.text)
+        target = self.training.target
+        row = self.target.findData(target.to_json() if target is not None else None)
+        self.target.setCurrentIndex(max(0, row))
+        color = "#c62828" if sp.blocked else ""
+        self.start_point.setText(f'<span style="color:{color}">{html.escape(sp.text)}</span>' if color
+                                 else html.escape(sp.text))
 
     def update_state(self) -> None:
         t = self.training
@@ -198,10 +266,35 @@ class TrainingPanel(QWidget):
         choice = t.segment.choice
         self.evaluate_action.setEnabled(t.controller.project is not None and choice is not None
                                         and choice.kind == "file" and t.segment.labelled_images() > 0)
-        for w in (self.length, self.unit, self.lr, self.freeze, self.loss):
-            w.setEnabled(not t.running and t.defaults is not None)
+        continuous = self.mode.currentData() == "continuous"
+        idle = not t.running and t.defaults is not None
+        widgets: list[QWidget] = [self.length, self.unit]
+        for w in widgets:
+            w.setEnabled(idle and not continuous)
+        self.target.setEnabled(not t.running)
+        widgets = [self.mode, self.lr, self.freeze, self.loss]
+        for w in widgets:
+            w.setEnabled(idle)
+        self.back_button.setVisible(t.previous_model is not None)
+        self.back_button.setText(f"Switch back to {Path(t.previous_model).name}" if t.previous_model else
+                                 "Switch back")
+        last = t.last_round
+        self.accept_button.setVisible(last is not None and not last.activated)
+        self.verdict_box.setVisible(bool(self.verdict.text()) and (self.accept_button.isVisible()
+                                                                   or self.back_button.isVisible()
+                                                                   or last is not None))
         if not t.running and reason is not None and t.last_event is None:
             self.status.setText(f"Not running: {reason}")
+
+    def reset(self) -> None:
+        """A project was opened: nothing of the previous one's runs stays on screen."""
+        self.plot.clear()
+        self.progress.setValue(0)
+        self.rate.setText("— images/s")
+        self.eta.setText("ETA —")
+        self.status.setText("Not running")
+        self.verdict.setText("")
+        self.update_state()
 
     # ------------------------------------------------------------------ a run
     def _started(self) -> None:
@@ -230,6 +323,28 @@ class TrainingPanel(QWidget):
             self.status.setText(ev.message or ev.kind)
         self.progress.setValue(int(1000 * min(1.0, max(0.0, ev.progress))))
 
+    def show_verdict(self, r: Round) -> None:
+        """The judgement of the last round's version: made active, or kept as a candidate (and why)."""
+        name = html.escape(Path(r.model_after).name)
+        if r.activated:
+            self.verdict.setText(f"<b>{name} is active</b>: {html.escape(r.verdict)}")
+        else:
+            self.verdict.setText(f'<b style="color:#c62828">{name} is a candidate, not active</b>: '
+                                 f"{html.escape(r.verdict)}")
+        self.update_state()
+
+    def _accept(self) -> None:
+        last = self.training.last_round
+        if last is not None:
+            self.training.accept_candidate(last.model_after)
+            self.verdict.setText(f"<b>{html.escape(Path(last.model_after).name)} is active</b> (accepted by you)")
+            self.update_state()
+
+    def _published(self, model: str) -> None:
+        self.verdict.setText(f"<b>{html.escape(Path(model).name)} is active</b>: published by the continuous run "
+                             "(better on the held-out corrections than the best before)")
+        self.update_state()
+
     def _ended(self, kind: str, text: str) -> None:
         if kind == "finished":
             self.progress.setValue(1000)
@@ -256,19 +371,33 @@ class TrainingPanel(QWidget):
                 lines.append(f"The model before could not be scored: {r.before_error}")
             item.setToolTip("IoU per class, before → after\n" + "\n".join(lines) if lines else "")
             self.rounds.setItem(row, 2, item)
+            verdict = _cell("active" if r.activated else "candidate", align_right=False)
+            verdict.setToolTip(r.verdict)
+            self.rounds.setItem(row, 3, verdict)
         if history.rounds:
             self.rounds.scrollToBottom()
 
-    def show_report(self, title: str, report: CorrectionsReport) -> None:
-        """Per image: mIoU and IoU per class; the last row is the project (pixels pooled over images)."""
-        self.report_title.setText(f"{title} — mIoU over the project {fmt_iou(report.miou)}, "
-                                  f"mean of the images {fmt_iou(report.mean_image_miou)}")
+    def show_report(self, title: str, report: CorrectionsReport | None) -> None:
+        """Per held-out image: mIoU and IoU per class; the last row pools the held-out pixels. ``report`` None:
+        nothing to show (no held-out correction yet, or another project)."""
+        if report is None:
+            self.images.clear()
+            self.images.setRowCount(0)
+            self.images.setColumnCount(2)
+            self.images.setHorizontalHeaderLabels(["Image", "mIoU"])
+            self.report_title.setText(
+                f"{title}: no held-out correction yet. The 2nd, 7th, 12th … corrected image is kept aside to judge "
+                "models; scores on the images a model was trained on are never shown as its quality."
+                if title else "How good is it: per held-out image (run a round, or press How good is it?)")
+            return
+        self.report_title.setText(f"{title} — held-out mIoU {fmt_iou(report.miou)} over {len(report.images)} "
+                                  f"image(s), mean of the images {fmt_iou(report.mean_image_miou)}")
         columns = ["Image", "mIoU", *report.classes]
         self.images.clear()
         self.images.setColumnCount(len(columns))
         self.images.setHorizontalHeaderLabels(columns)
         rows = [(s.image, s.miou, s.per_class, s.error) for s in report.images]
-        rows.append(("project", report.miou, report.per_class, ""))
+        rows.append(("held-out", report.miou, report.per_class, ""))
         self.images.setRowCount(len(rows))
         for row, (name, miou, per_class, error) in enumerate(rows):
             first = _cell(name, align_right=False)

@@ -38,6 +38,7 @@ from segstudio.inference.model_file import (
 )
 from segstudio.inference.predictor import Predictor
 from segstudio.zoo import ModelCard
+from segstudio.zoo.presets import PRESETS, get_preset
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "auto": ("auto", "auto"),
@@ -58,11 +59,16 @@ UNTRAINED_REASON = ("an untrained network has random weights and gives no useful
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A model file (``kind="file"``, ``path``) or an untrained zoo network (``kind="network"``, ``network``)."""
+    """A model file (``kind="file"``, ``path``) or an untrained zoo network (``kind="network"``, ``network``).
+
+    ``preset`` names a network with settings of its own (:mod:`segstudio.zoo.presets`:
+    the small-data U-Net), an explicit choice, never a silent stand-in.
+    """
 
     kind: Literal["file", "network"]
     path: str = ""
     network: str = ""
+    preset: str = ""
 
     @classmethod
     def file(cls, path: Path | str) -> ModelChoice:
@@ -72,12 +78,20 @@ class ModelChoice:
     def untrained(cls, network: str) -> ModelChoice:
         return cls("network", network=network)
 
+    @classmethod
+    def preset_network(cls, name: str) -> ModelChoice:
+        """A preset of :mod:`segstudio.zoo.presets` (``"small-data"``: the small-data U-Net)."""
+        return cls("network", network=get_preset(name).arch, preset=name)
+
     @property
     def title(self) -> str:
-        return Path(self.path).name if self.kind == "file" else f"{self.network} (untrained)"
+        if self.kind == "file":
+            return Path(self.path).name
+        return get_preset(self.preset).title if self.preset else f"{self.network} (untrained)"
 
     def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "path": self.path, "network": self.network}
+        d = {"kind": self.kind, "path": self.path, "network": self.network}
+        return {**d, "preset": self.preset} if self.preset else d
 
     @classmethod
     def from_json(cls, d: object) -> ModelChoice | None:
@@ -88,6 +102,9 @@ class ModelChoice:
         if kind == "file" and isinstance(d.get("path"), str) and d["path"]:
             return cls.file(d["path"])
         if kind == "network" and isinstance(d.get("network"), str) and d["network"]:
+            preset = d.get("preset")
+            if preset in PRESETS:
+                return cls.preset_network(str(preset))
             return cls.untrained(d["network"])
         return None
 

@@ -20,8 +20,8 @@ import numpy as np
 from segstudio.core.image_io import ImageReadError, LoadedImage, read_image
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken, Progress
-from segstudio.gui.uncertainty import UncertaintyScores, mean_score, save_uncertainty, to_uint8
 from segstudio.inference.predictor import Predictor
+from segstudio.workspace.uncertainty import UncertaintyScores, mean_score, save_uncertainty, to_uint8
 
 SAVE_EVERY_S = 2.0
 

@@ -10,7 +10,7 @@ import pytest
 
 from segstudio.core.classes import ClassTable
 from segstudio.core.project import Project
-from segstudio.gui.model_choice import (
+from segstudio.workspace.model_choice import (
     ModelChoice,
     Runtimes,
     adopted,
@@ -18,7 +18,7 @@ from segstudio.gui.model_choice import (
     load_choice,
     with_missing_added,
 )
-from segstudio.gui.uncertainty import (
+from segstudio.workspace.uncertainty import (
     UncertaintyScores,
     mean_score,
     next_in_ranking,

@@ -19,8 +19,8 @@ from segstudio.core.image_io import ImageReadError, LoadedImage, read_image
 from segstudio.core.project import Project
 from segstudio.core.project_file import ImageEntry
 from segstudio.core.tasks import CancelToken
-from segstudio.gui.canvas.layers import build_pyramid
-from segstudio.gui.uncertainty import load_uncertainty, to_uint8
+from segstudio.workspace.pyramid import build_pyramid
+from segstudio.workspace.uncertainty import load_uncertainty, to_uint8
 
 UNDO_BYTES = 256 * 1024 * 1024
 """Undo memory per image (compressed strokes); the oldest steps are dropped beyond it."""
@@ -104,7 +104,7 @@ class ImageDocument:
     ``version`` counts changes to the label; ``saved_version`` is the version on
     disk. The label is unsaved while they differ. ``uncertainty`` is the
     model's per-pixel uncertainty as uint8 (255 = most uncertain), as stored
-    beside the prediction (see :mod:`segstudio.gui.uncertainty`).
+    beside the prediction (see :mod:`segstudio.workspace.uncertainty`).
     """
 
     def __init__(self, loaded: LoadedDocument, undo_bytes: int = UNDO_BYTES) -> None:
