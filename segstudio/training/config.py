@@ -108,6 +108,9 @@ class TrainConfig:
     project every ``refresh_every_s`` (new corrections join), and a new model file *published* (a
     ``published`` event) each time the validation mIoU beats the best so far."""
     refresh_every_s: float = 5.0
+    bar_model: str | None = None
+    """Continuous mode: a model file whose validation score is the first bar to beat (the app's active model when
+    another network is trained from scratch), so that no published version is worse than it."""
     export_onnx: bool = False
     """Continuous mode: also export each published version for ONNX Runtime (into the user's ONNX cache), here
     in the training process, so that the app loads it without an export of its own."""

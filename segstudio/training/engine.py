@@ -324,6 +324,8 @@ class _Run:
             s.best_weights, s.best_step = self._weights_copy(), 0
             if self.data.val:
                 yield self._validate(what="the starting weights, before training")
+        elif cfg.continuous and cfg.bar_model and s.step == 0:
+            self._rescore_best()
         s.last_checkpoint = time.monotonic()
         frozen = False
         if cfg.init_model and (cfg.freeze_encoder or cfg.freeze_encoder_steps > s.step):
@@ -430,16 +432,24 @@ class _Run:
         return ev
 
     def _rescore_best(self) -> None:
-        """The held-out set changed: score the best weights on it again, which is the bar to beat."""
-        s = self.state
-        if s.best_weights is None or not self.data.val:
-            s.best_miou = None
-            return
+        """The held-out set changed: score the best weights on it again (or, before anything was published, the
+        bar model), which is the bar to beat."""
+        from segstudio.inference.predictor import Predictor
         from segstudio.training.evaluate import score_samples
 
-        model = copy.deepcopy(self._eval_model())
-        model.load_state_dict(s.best_weights)
-        predictor = self.net.predictor(model, self.device, self.precision)
+        s = self.state
+        if not self.data.val or (s.best_weights is None and not self.cfg.bar_model):
+            s.best_miou = None
+            return
+        if s.best_weights is None:
+            assert self.cfg.bar_model is not None
+            bar = self.cfg.bar_model
+            predictor = Predictor.from_file(bar, backend="torch" if bar.endswith(".safetensors") else "auto",
+                                            device=self.device.type)
+        else:
+            model = copy.deepcopy(self._eval_model())
+            model.load_state_dict(s.best_weights)
+            predictor = self.net.predictor(model, self.device, self.precision)
         miou = score_samples(predictor, self.data.val, self.cancel).miou
         s.best_miou = None if np.isnan(miou) else float(miou)
         s.since_best = 0

@@ -25,8 +25,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segstudio.core.project import Project
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
-from segstudio.workspace.rounds import Round, RoundHistory, conclude_round, record_published, training_dir
+from segstudio.workspace.rounds import (
+    Round,
+    RoundHistory,
+    comparable,
+    conclude_round,
+    record_published,
+    training_dir,
+)
 from segstudio.workspace.startpoint import RunSettings, StartPoint, run_config
 from segstudio.workspace.versions import ModelVersion, versions_dir
 
@@ -52,6 +60,9 @@ class ProjectTraining:
         self.start_point = start
         self.settings = settings
         self.active_model = active_model
+        continuous_scratch = settings.mode == "continuous" and start.kind == "scratch"
+        if continuous_scratch and active_model is not None and comparable(active_model, Project.open(self.root)):
+            engine.setdefault("bar_model", active_model)  # published versions must beat the active model
         self.config: TrainConfig = run_config(start, settings, training_dir(self.root) / RUN_DIR,
                                               versions_dir(self.root), **engine)
         self.process: TrainingProcess | None = None

@@ -164,7 +164,7 @@ class RoundHistory:
             atomic_write_text(self.path, json.dumps({"rounds": [r.to_json() for r in self.rounds]}, indent=1))
 
 
-def _comparable(model: str | None, project: Project) -> bool:
+def comparable(model: str | None, project: Project) -> bool:
     """Whether ``model`` can be scored on the project: readable, with the project's classes."""
     if model is None:
         return False
@@ -179,7 +179,7 @@ def score_round(r: Round, project_root: Path | str, cancel: CancelToken = NEVER_
     corrections, fill ``r`` in and return the guard's verdict."""
     project = Project.open(project_root)
     r.held_out = held_out_images(project)
-    had_model = _comparable(r.model_before, project)
+    had_model = comparable(r.model_before, project)
     if r.model_before is not None and not had_model:
         r.before_error = "the model active before does not know the project's classes"
     if r.held_out:

@@ -331,3 +331,95 @@ def test_a_worse_candidate_is_not_activated(qtbot, window: MainWindow, painted: 
     panel.accept_button.click()
     qtbot.waitUntil(lambda: window.segment.choice.path == r.model_after, timeout=TIMEOUT)
     assert VersionRegistry.load(painted).find(r.model_after).status == "accepted"
+
+
+def _install_state(folder: Path) -> dict[str, tuple[int, str]]:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, sha(p)) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.slow
+def test_ctrl_t_on_the_sample_project_fine_tunes_the_shipped_fastscnn(qtbot, window: MainWindow) -> None:
+    """The sample images with the shipped default (an ONNX file): Ctrl+T fine-tunes its .safetensors twin, and the
+    new version is kept in the project — nothing is written under the install's models/."""
+    from PySide6.QtGui import QKeySequence
+
+    from segstudio.paths import models_dir
+    from tests.gui.conftest import drag, wait_saved
+
+    shipped = models_dir()
+    if not (shipped / "camvid-fastscnn.safetensors").is_file():
+        pytest.skip("the shipped camvid-fastscnn model is not in this checkout")
+    before = _install_state(shipped)
+    window.open_samples()
+    qtbot.waitUntil(lambda: window.controller.current is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.segment.loaded is not None, timeout=120_000)
+    assert Path(window.segment.choice.path).name == "camvid-fastscnn.onnx"
+    panel = window.training_panel
+    assert "Fine-tunes camvid-fastscnn.safetensors (the PyTorch twin of camvid-fastscnn.onnx)" in \
+        panel.start_point.text()
+    # correct two images with the brush (Road along the bottom): the first trains, the second is held out
+    road = window.controller.classes.names.index("Road")
+    window.tools.set_class(road)
+    for name in [e.path for e in window.controller.project.images][:2]:
+        show_image(qtbot, window, name)
+        drag(qtbot, window, [(40.0, 330.0), (240.0, 335.0), (440.0, 330.0)])
+        wait_saved(qtbot, window)
+    qtbot.waitUntil(lambda: window.training.defaults is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.all_actions.training.fine_tune.isEnabled(), timeout=TIMEOUT)
+    assert QKeySequence("Ctrl+T") in window.all_actions.training.fine_tune.shortcuts()
+    panel.set_settings(TrainSettings(length=2, unit="steps", lr=2e-4))
+    with qtbot.waitSignal(window.training.concluded, timeout=240_000) as done:
+        qtbot.keyClick(window.canvas.viewport(), Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+    r = done.args[0]
+    home = window.controller.project.root
+    assert Path(r.model_after) == versions_dir(home) / "camvid-fastscnn.v2.safetensors"
+    assert r.model_before.endswith("camvid-fastscnn.onnx") and len(r.held_out) == 1
+    assert r.before is not None and r.after is not None and r.activated == (r.after.miou >= r.before.miou)
+    card_history = VersionRegistry.load(home).find(r.model_after)
+    assert card_history is not None and card_history.trained_from == "camvid-fastscnn.safetensors"
+    assert _install_state(shipped) == before  # nothing written into the install
+
+
+def test_continuous_mode_swaps_in_a_better_version_while_painting_goes_on(qtbot, window: MainWindow,
+                                                                         painted: Path) -> None:
+    from tests.gui.conftest import drag, wait_saved
+
+    open_and_wait(qtbot, window, painted)
+    window.segment.set_backend("cpu-torch")
+    window.training.set_target(ModelChoice.preset_network("small-data"))
+    qtbot.waitUntil(lambda: window.all_actions.training.fine_tune.isEnabled(), timeout=TIMEOUT)
+    panel = window.training_panel
+    settings = panel.settings()
+    settings.mode = "continuous"
+    panel.set_settings(settings)
+    assert not panel.length.isEnabled()  # a continuous run has no length: it trains until stopped
+    show_image(qtbot, window, "scene02.png")
+    published: list[str] = []
+    window.training.published.connect(published.append)
+    assert panel.start()
+    # paint while the training process runs: the strokes land and are saved as usual
+    doc = window.controller.current
+    window.tools.set_class(1)
+    drag(qtbot, window, [(10.0, 10.0), (60.0, 12.0)])
+    wait_saved(qtbot, window)
+    assert doc.entry.status == "corrected" and (doc.session.label == 1).any()
+    qtbot.waitUntil(lambda: bool(published), timeout=TIMEOUT)
+    new = published[0]
+    assert Path(new).parent == versions_dir(painted)
+    # swapped in, and the next unlabelled images pre-segmented with it
+    qtbot.waitUntil(lambda: window.segment.loaded is not None and window.segment.choice.path == published[-1],
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.controller.scores is not None and any(
+        window.controller.scores.model_of(p) == window.segment.loaded.model_id
+        for p in ("scene03.png",)), timeout=TIMEOUT)
+    assert "published" in panel.verdict.text()
+    version = VersionRegistry.load(painted).find(new)
+    assert version is not None and version.status == "accepted" and version.mode == "continuous"
+    # painting still goes on, then Stop ends the run with the last version active
+    drag(qtbot, window, [(10.0, 40.0), (60.0, 42.0)])
+    wait_saved(qtbot, window)
+    with qtbot.waitSignal(window.training.ended, timeout=TIMEOUT) as ended:
+        qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    assert ended.args[0] == "finished" and "published" in ended.args[1]
+    qtbot.waitUntil(lambda: not window.training.processes_alive, timeout=TIMEOUT)
