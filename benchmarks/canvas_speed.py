@@ -12,9 +12,12 @@ go to the canvas viewport.
 * memory — what an open document holds (pixels, pyramid, masks, undo) and the
   process's resident-memory growth when it opens;
 * pan (``--huge``) — a 12000×9000 image: open time and the time per 64-pixel
-  scroll step at fit and at 1:1.
+  scroll step at fit and at 1:1;
+* strokes while training (``--while-training``) — the same stroke latency while
+  the Fine-tune panel's continuous run trains the small-data U-Net in its
+  process (one thread, as the app runs it) on the image's label.
 
-    QT_QPA_PLATFORM=offscreen PYTHONPATH=. python benchmarks/canvas_speed.py [--huge]
+    QT_QPA_PLATFORM=offscreen PYTHONPATH=. python benchmarks/canvas_speed.py [--huge] [--while-training]
 """
 
 from __future__ import annotations
@@ -207,6 +210,29 @@ def zoom_times(app: Any, window: Any, steps: int) -> list[float]:
     return times
 
 
+def strokes_while_training(app: Any, window: Any, events: int, radius: float) -> list[tuple[str, str, str, str]]:
+    """Stroke latency while the window's continuous training run trains (the small-data U-Net, from scratch)."""
+    from segstudio.workspace.model_choice import ModelChoice
+
+    training = window.training
+    training.set_target(ModelChoice.preset_network("small-data"))
+    wait(app, lambda: training.defaults is not None)
+    settings = window.training_panel.settings()
+    settings.mode = "continuous"
+    if not training.start(settings):
+        raise RuntimeError("the continuous run did not start")
+    wait(app, lambda: training.last_event is not None and training.last_event.kind == "step")
+    rows = []
+    for zoom in ("fit", "1:1"):
+        t, _ = stroke_latency(app, window, zoom, events, radius)
+        rows.append((f"brush stroke, zoom {zoom}, while a continuous training run trains: per mouse event "
+                     "p50 / p95 / max", summary(t), "", "ms"))
+    steps = training.last_event.step if training.last_event is not None else 0
+    training.shutdown()
+    rows.append(("training steps the run made meanwhile (it kept training)", str(steps), "", "steps"))
+    return rows
+
+
 def summary(t: list[float]) -> str:
     return f"{percentile(t, 50):.1f} / {percentile(t, 95):.1f} / {max(t):.1f}"
 
@@ -218,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--radius", type=float, default=40.0)
     parser.add_argument("--repeats", type=int, default=3, help="opens of the image")
     parser.add_argument("--huge", action="store_true", help="also open and pan a 12000×9000 image")
+    parser.add_argument("--while-training", action="store_true",
+                        help="also measure strokes while a continuous fine-tuning run trains")
     args = parser.parse_args(argv)
 
     from PySide6.QtCore import QCoreApplication, QSettings
@@ -274,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"{doc.memory_bytes() / 2**20:.0f}", "", "MiB"))
     rows.append(("process memory growth when it opens (RSS, median)", f"{statistics.median(growth) / 2**20:.0f}",
                  "", "MiB"))
+
+    if args.while_training:
+        rows.extend(strokes_while_training(app, window, args.events, args.radius))
 
     if args.huge:
         # a photo that size is a JPEG (a PNG of this synthetic, noisy image is 176 MB and its decode alone

@@ -18,9 +18,12 @@ SIGMAS = (0.3, 0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
 
 
 def features(image: np.ndarray) -> np.ndarray:
-    """H×W×31 float32 filter responses of a gray image."""
+    """H×W×31 float32 filter responses of a gray image; H×W×(31·C) for a C-channel image (per channel, as
+    ilastik does)."""
     from scipy import ndimage as ndi
 
+    if image.ndim == 3:
+        return np.concatenate([features(image[:, :, c]) for c in range(image.shape[2])], axis=-1)
     x = image.astype(np.float32)
     out = []
     for s in SIGMAS:
@@ -40,14 +43,15 @@ def features(image: np.ndarray) -> np.ndarray:
 
 
 def fit_forest(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], threads: int, seed: int,
-               max_pixels: int, trees: int = 100) -> tuple[object, int]:
-    """A fitted ``RandomForestClassifier`` and the number of labelled pixels it saw (255 = not labelled)."""
+               max_pixels: int, trees: int = 100, precomputed: bool = False) -> tuple[object, int]:
+    """A fitted ``RandomForestClassifier`` and the number of labelled pixels it saw (255 = not labelled).
+    ``precomputed``: ``images`` are already :func:`features` of the images."""
     from sklearn.ensemble import RandomForestClassifier
 
     xs, ys = [], []
     for image, label in zip(images, labels):
         keep = label != 255
-        xs.append(features(image)[keep])
+        xs.append((image if precomputed else features(image))[keep])
         ys.append(label[keep])
     x = np.concatenate(xs)
     y = np.concatenate(ys)

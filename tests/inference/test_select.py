@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,37 +32,48 @@ def _copy(src: Path, folder: Path) -> Path:
 def test_auto_uses_onnx_on_the_cpu_and_caches_the_export(tmp_path: Path, random_model_file: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     model_path = _copy(random_model_file, tmp_path / "models")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = tmp_path / "xdg" / "segstudio" / "onnx"
     p = Predictor.from_file(model_path)
     assert "onnxruntime" in p.backend.name
-    cached = tmp_path / "models" / CACHE_FOLDER / f"random-{file_sha256(model_path)[:16]}.onnx"
+    cached = cache / f"random-{file_sha256(model_path)[:16]}.onnx"
     assert cached.is_file()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["random.safetensors"]  # nothing beside it
     assert load_card(cached).to_json() == load_card(model_path).to_json()
 
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported again although the export is cached")
 
-    monkeypatch.setattr(export_mod, "export_verified", no_export)
-    again = Predictor.from_file(model_path)
+    with monkeypatch.context() as m:
+        m.setattr(export_mod, "export_verified", no_export)
+        again = Predictor.from_file(model_path)
     image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8)
     assert np.array_equal(again.predict(image).labels, p.predict(image).labels)
-    monkeypatch.undo()
     # A changed model gets a new export, and the stale one is removed.
     model, card = load_model(model_path)
     card.description = "fine-tuned"
     save_model(model_path, model, card)
     Predictor.from_file(model_path)
-    files = sorted((tmp_path / "models" / CACHE_FOLDER).glob("*.onnx"))
+    files = sorted(cache.glob("*.onnx"))
     assert [f.name for f in files] == [f"random-{file_sha256(model_path)[:16]}.onnx"]
 
 
-def test_unwritable_model_folder_falls_back_to_the_user_cache(tmp_path: Path, random_model_file: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_export_beside_the_model_is_still_used(tmp_path: Path, random_model_file: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Older versions wrote the export into <model folder>/.onnx-cache; it is read, never written."""
     model_path = _copy(random_model_file, tmp_path / "shipped")
-    (tmp_path / "shipped" / CACHE_FOLDER).write_text("a file where the cache folder would go")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    p = Predictor.from_file(model_path, backend="onnx")
-    assert "onnxruntime" in p.backend.name
-    assert list((tmp_path / "xdg" / "segstudio" / "onnx").glob("random-*.onnx"))
+    Predictor.from_file(model_path, backend="onnx")
+    made = next((tmp_path / "xdg" / "segstudio" / "onnx").glob("random-*.onnx"))
+    beside = tmp_path / "shipped" / CACHE_FOLDER
+    beside.mkdir()
+    made.rename(beside / made.name)
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again although an export is beside the model")
+
+    monkeypatch.setattr(export_mod, "export_verified", no_export)
+    assert "onnxruntime" in Predictor.from_file(model_path, backend="onnx").backend.name
 
 
 def test_explicit_choices(random_model_file: Path, tmp_path: Path) -> None:
@@ -83,10 +95,13 @@ def _run_without_torch(args: list[str], cwd: Path) -> subprocess.CompletedProces
     code = NO_TORCH + "from segstudio.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                                            "HOME": str(cwd), "OMP_NUM_THREADS": "2"})
+                                            "HOME": str(cwd), "OMP_NUM_THREADS": "2",
+                                            "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]})
 
 
-def test_segment_works_without_torch(tmp_path: Path, random_model_file: Path) -> None:
+def test_segment_works_without_torch(tmp_path: Path, random_model_file: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no export of this model cached yet
     images = tmp_path / "images"
     images.mkdir()
     for i in range(3):
