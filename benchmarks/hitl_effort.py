@@ -373,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=1, help="threads of the annotator's process (the app's UI)")
     ap.add_argument("--train-threads", type=int, default=1, help="threads of the training process (the app: 1)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", type=Path, help="keep the project (labels, training log, versions) in this folder")
     return ap
 
 
@@ -399,6 +400,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="segstudio-hitl-") as tmp:
         trace = run_network(args, frames, classes, Path(tmp))
         curve = score_models(trace, test, args.num_classes, threads=2)
+        if args.keep:
+            shutil.copytree(Path(tmp) / "project", args.keep, dirs_exist_ok=True)
     rows = [(trace, curve)]
     _, active = resolve_model(args.model)
     start = curve[0][1]

@@ -26,7 +26,7 @@ data:
 
 recipes (--recipe, default auto):
   auto        fine-tune a model file with the fine-tuning recipe; a network name trains with the plain defaults
-  finetune    the fine-tuning recipe (a tenth of a from-scratch learning rate, warm-up, BatchNorm statistics
+  finetune    the fine-tuning recipe (half a from-scratch learning rate, warm-up, BatchNorm statistics
               kept, the model's own augmentation, early stop on held-out images; never worse on them than the start)
   small-data  the small-data U-Net's recipe (narrow U-Net from scratch, 256² crops, flips and quarter turns)
   scratch     the CamVid recipe for a whole data set (focal+Dice, crops 256→384→full, median-frequency weights)

@@ -63,7 +63,7 @@ class TrainSettings:
 
     length: int = 180
     unit: str = "seconds"  # or "steps"
-    lr: float = 2e-4
+    lr: float = 1e-3
     freeze_encoder: bool = False
     loss: str = "ce"
     mode: Mode = "rounds"

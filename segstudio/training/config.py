@@ -319,9 +319,9 @@ def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, 
     """The recipe for fine-tuning a *trained* model on a few corrected images (chosen automatically whenever
     training starts from a model file; docs/TRAINING.md says what was measured).
 
-    A learning rate a tenth of a from-scratch run's with a short warm-up and
-    cosine decay; BatchNorm statistics kept (batches of 4 are too small to
-    estimate them); the model's own augmentation geometry (:func:`domain_augment`);
+    Half the learning rate of a from-scratch run (1e-3 AdamW) with a short
+    warm-up and cosine decay to a tenth; BatchNorm statistics kept (batches of
+    4 are too small to estimate them); the model's own augmentation geometry (:func:`domain_augment`);
     the starting weights scored on the held-out corrections before the first
     step and then every few seconds, the best kept — so the model written is
     never worse there than the one it started from — and an early stop when
@@ -336,7 +336,7 @@ def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, 
         augment=domain_augment(card_recipe),
         loss_stages=((0.0, "ce"),),
         optimizer="adamw",
-        lr=2e-4,
+        lr=1e-3,
         weight_decay=1e-4,
         schedule="cosine",
         warmup_steps=10,

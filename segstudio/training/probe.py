@@ -23,8 +23,17 @@ def step_seconds(cfg: TrainConfig, num_classes: int, in_channels: int = 3, image
                  steps: int = 2) -> float:
     """Seconds per optimizer step of ``cfg`` (a network from scratch: ``cfg.arch``/``cfg.options``), median of
     ``steps`` timed steps on random inputs."""
+    threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _time_steps(cfg, num_classes, in_channels, image_hw, steps)
+    finally:
+        torch.set_num_threads(threads)  # the caller's process keeps its own setting
+
+
+def _time_steps(cfg: TrainConfig, num_classes: int, in_channels: int, image_hw: tuple[int, int], steps: int
+                ) -> float:
     device = resolve_device(cfg.device)
     spec = get_spec(cfg.arch)
     size = cfg.crop_stages[-1][1]
