@@ -114,7 +114,8 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
 
 
-def _job(source: Path, folder: Path, classes: ClassTable, options: BatchOptions) -> Job:
+def job_for(source: Path, folder: Path, classes: ClassTable, options: BatchOptions) -> Job:
+    """The job that segments ``source`` into ``folder``: its output names follow the options."""
     stem = source.stem
     overlay = folder / f"{stem}.overlay.png" if options.overlay else None
     masks = tuple(folder / f"{stem}.mask-{c.index:02d}-{safe_name(c.name)}.png"
@@ -153,9 +154,9 @@ def plan_jobs(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassT
             for image in list_images(root, recursive=options.recursive):
                 if out in image.parents:  # earlier outputs inside a recursively scanned input folder
                     continue
-                add(_job(image, out / image.relative_to(root).parent, classes, options))
+                add(job_for(image, out / image.relative_to(root).parent, classes, options))
         elif path.is_file():
-            add(_job(path.resolve(), out, classes, options))
+            add(job_for(path.resolve(), out, classes, options))
         else:
             errors.append(FileError(path, "no such file or folder"))
     return jobs, errors
