@@ -171,7 +171,7 @@ def test_a_killed_worker_loses_no_result(ray_cluster: None, images: Path, tmp_pa
 def test_a_model_the_workers_cannot_open_is_one_clear_error(ray_cluster: None, images: Path,
                                                             tmp_path: Path) -> None:
     model = ModelSource(str(MODEL), device="cuda")  # an ONNX file runs on the CPU: every worker refuses it
-    with pytest.raises(RayRunError, match="cannot open the model on this Ray worker: .*ONNX files run on the CPU"):
+    with pytest.raises(RayRunError, match=r"cannot open the model on this Ray worker: .*ONNX files run on the CPU"):
         list(segment_on_ray([images], tmp_path / "out", model, BatchOptions(), RayOptions(actors=1)))
     assert not any((tmp_path / "out").glob("*.png"))
 
