@@ -130,8 +130,8 @@ class SegmentActor:
                     "error": np.array([self.problem] * len(rows["source"]), dtype=object),
                     "worker_failed": np.ones(len(rows["source"]), dtype=bool)}
         classes = self.predictor.card.classes
-        jobs = [job_for(Path(str(s)), Path(str(f)), classes, self.options) for s, f in zip(rows["source"],
-                                                                                           rows["folder"])]
+        pairs = zip(rows["source"], rows["folder"])
+        jobs = [job_for(Path(str(source)), Path(str(folder)), classes, self.options) for source, folder in pairs]
         errors = {job.source: "" for job in jobs}
         # A retried batch (its actor died) finds some of its files written already: the resume rule skips them.
         todo = [j for j in jobs if not (self.options.resume and j.is_done())]
@@ -219,9 +219,11 @@ def segment_on_ray(inputs: Sequence[Path | str], out_dir: Path | str, model: Mod
     ``note`` is told, once connected, what runs the work (e.g. "2 CPU actors on a cluster of 2 CPUs").
 
     Raises :class:`~segstudio.inference.model_file.ModelFileError` for a model file that
-    cannot be read, ``ValueError`` as :func:`~segstudio.inference.batch.plan_jobs` does, and
-    :class:`RayUnavailableError` when Ray is missing or unreachable. When ``cancel`` is set, the
-    run stops (what was written stays) and :class:`~segstudio.core.tasks.Cancelled` is raised.
+    cannot be read, ``ValueError`` as :func:`~segstudio.inference.batch.plan_jobs` does,
+    :class:`RayUnavailableError` when Ray is missing or unreachable, and :class:`RayRunError`
+    when the run fails before any image is written (e.g. the workers cannot open the model). When
+    ``cancel`` is set, the run stops (what was written stays) and
+    :class:`~segstudio.core.tasks.Cancelled` is raised.
     """
     opts = options or BatchOptions()
     ray_opts = ray_options or RayOptions()
