@@ -85,6 +85,7 @@ def _same_files(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+@pytest.mark.data
 def test_ray_gives_the_local_outputs_errors_and_resume(ray_cluster: None, images: Path, tmp_path: Path,
                                                        local_run: tuple[Path, BatchEvent]) -> None:
     local_out, local_last = local_run
@@ -103,6 +104,7 @@ def test_ray_gives_the_local_outputs_errors_and_resume(ray_cluster: None, images
     assert (again.written, again.skipped, again.failed) == (0, IMAGES, 1)
 
 
+@pytest.mark.data
 def test_segment_cli_on_ray_reports_like_the_local_command(ray_cluster: None, images: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     def failed_lines(err: str) -> list[str]:
@@ -141,6 +143,7 @@ def _index_maps(folder: Path) -> list[Path]:
     return [p for p in folder.glob("*.png") if "." not in p.stem]
 
 
+@pytest.mark.data
 def test_a_killed_worker_loses_no_result(ray_cluster: None, images: Path, tmp_path: Path,
                                          local_run: tuple[Path, BatchEvent]) -> None:
     out = tmp_path / "ray-out"
@@ -168,6 +171,7 @@ def test_a_killed_worker_loses_no_result(ray_cluster: None, images: Path, tmp_pa
     assert all(p.name.endswith(".tmp") for p in out.glob(".*"))
 
 
+@pytest.mark.data
 def test_a_model_the_workers_cannot_open_is_one_clear_error(ray_cluster: None, images: Path,
                                                             tmp_path: Path) -> None:
     model = ModelSource(str(MODEL), device="cuda")  # an ONNX file runs on the CPU: every worker refuses it
