@@ -18,8 +18,9 @@ module is everything the loop in :mod:`~segstudio.training.engine` asks about th
   (the linear rule: k times the batch, k times the rate, with a warm-up).
 - **SyncBatchNorm** (an option, CUDA only): BatchNorm statistics over the global batch.
 - **Agreement.** Rank 0 decides what steers the loop (the time budget, a cancel, the end of a
-  session, when to checkpoint, the validation mIoU); the others follow (:meth:`DistContext.decide`),
-  so no rank leaves the loop while another waits for it. The logged loss is the global batch's.
+  session, when to checkpoint, the validation mIoU); the others follow (:meth:`DistContext.decide`,
+  through a gloo group beside NCCL, so that it never waits for the GPU), so no rank leaves the loop
+  while another waits for it. The logged loss is the global batch's.
 - **Writes.** Rank 0 alone writes the log, the curves, checkpoints and the model file.
 
 torch is imported here at module level: this module belongs to the training layer, which needs it.
@@ -32,6 +33,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +56,9 @@ class DistContext:
     local_rank: int = 0
     backend: str = ""
     sync_bn: bool = False
+    control: Any = None
+    """The process group :meth:`decide` talks through: gloo beside NCCL (a CPU tensor, so the decision
+    does not wait for the GPU's queued work); ``None``: the default group (gloo already)."""
 
     @property
     def active(self) -> bool:
@@ -114,9 +119,8 @@ class DistContext:
         """Rank 0's ``values`` on every rank (one broadcast); the values themselves in one process."""
         if not self.active:
             return tuple(float(v) for v in values)
-        device = torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-        torch.distributed.broadcast(t, src=0)
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        torch.distributed.broadcast(t, src=0, group=self.control)
         return tuple(float(v) for v in t.tolist())
 
     def log(self, log: JsonlLog) -> JsonlLog:
@@ -152,7 +156,9 @@ def join_process_group(device: str = "auto", sync_bn: bool = False) -> DistConte
         torch.cuda.set_device(local)
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend)
-    return DistContext(rank=rank, world_size=world, local_rank=local, backend=backend, sync_bn=sync_bn)
+    control = torch.distributed.new_group(backend="gloo") if backend == "nccl" else None
+    return DistContext(rank=rank, world_size=world, local_rank=local, backend=backend, sync_bn=sync_bn,
+                       control=control)
 
 
 def leave_process_group() -> None:
