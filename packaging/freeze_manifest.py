@@ -34,6 +34,8 @@ METADATA_OF = ("onnx", "onnxruntime", "numpy", "pillow", "tifffile", "safetensor
 EXCLUDED_MODULES = (
     # The frozen app is the CPU/ONNX build: no torch and nothing that exists to serve it.
     "torch", "torchvision", "torchaudio", "triton", "functorch", "onnxscript", "onnx_ir", "tensorboard",
+    # Nor Ray: `segment --ray` is for a Python install with the cluster extra (docs/SCALE.md).
+    "ray",
     # Optional imports of the bundled libraries that the app never reaches.
     "onnx.backend", "onnx.reference", "tkinter", "_tkinter", "matplotlib", "scipy", "pandas", "IPython",
     "sympy", "networkx", "jinja2", "pytest", "setuptools", "pkg_resources", "PIL.ImageTk", "PIL.ImageQt",

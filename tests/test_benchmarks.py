@@ -102,3 +102,16 @@ def test_ship_model_cleans_the_card_and_exports_a_checked_onnx(tmp_path) -> None
         assert shipped.metric("mIoU") == 0.5 and shipped.metric("mIoU (TTA)") == 0.55
         assert shipped.metrics[0]["data"] == "val set" and shipped.history[0]["data"] == "train set"
         assert "/root/" not in shipped.to_json() and "output_dir" not in shipped.recipe
+
+
+def test_scale_benchmarks_count_what_they_say() -> None:
+    from benchmarks import scale_segment, scale_train
+
+    # Training: images/s over the steps after the warm-up, from rank 0's (step, elapsed) reports.
+    steps = [(1, 0.0), (2, 5.0), (5, 6.0), (9, 8.0)]
+    assert scale_train.measure(steps, batch=8, warmup=5) == (9 - 5) * 8 / (8.0 - 6.0)
+    with pytest.raises(ValueError, match="too few steps"):
+        scale_train.measure(steps, batch=8, warmup=9)
+    # Segmentation: the whole run's rate and the steady rate after the first image.
+    timing = scale_segment.Timing(images=101, seconds=12.0, first_s=2.0)
+    assert timing.rate == 101 / 12.0 and timing.steady_rate == 100 / 10.0

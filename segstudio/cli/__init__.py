@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
+    args.command_line = arguments  # what was asked, for a command that runs itself again (train --nproc)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

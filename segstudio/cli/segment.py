@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from segstudio.cli import CliError
 from segstudio.core.tasks import format_eta
 
 if TYPE_CHECKING:
-    from segstudio.inference.batch import BatchEvent
+    from segstudio.core.tasks import CancelToken
+    from segstudio.inference.batch import BatchEvent, BatchOptions
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +45,12 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile-size", type=int, metavar="PX",
                    help="window size for large images (default: 1024 on CUDA, 512 on CPU)")
     p.add_argument("--workers", type=int, metavar="N", help="decode threads and encode threads (each)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="spread the work over a Ray cluster (needs segstudio[cluster]; see docs/SCALE.md): no "
+                        "ADDRESS starts a local Ray, 'auto' joins this machine's cluster, or HOST:PORT / "
+                        "ray://HOST:10001; inputs and OUT must be paths every node sees")
+    p.add_argument("--actors", type=int, metavar="N",
+                   help="with --ray: model replicas (default: one per GPU of the cluster, else one per CPU)")
     p.set_defaults(handler=run)
 
 
@@ -73,32 +81,24 @@ class _Reporter:
 
 def run(args: argparse.Namespace) -> int:
     from segstudio.core.tasks import Cancelled, CancelToken
-    from segstudio.inference.batch import BatchOptions, segment_folder
-    from segstudio.inference.model_file import ModelFileError
-    from segstudio.inference.predictor import Predictor
-    from segstudio.zoo import CardError
+    from segstudio.inference.batch import BatchOptions
+    from segstudio.inference.ray_batch import RayRunError, RayUnavailableError
 
+    if args.actors is not None and args.ray is None:
+        raise CliError("--actors applies to a run on Ray: add --ray")
     names = [n.strip() for n in args.classes.split(",")] if args.classes else None
-    try:
-        predictor = Predictor.from_file(args.model, backend=args.backend, device=args.device,
-                                        precision=args.precision, class_names=names, tile_size=args.tile_size)
-    except (ModelFileError, CardError, ValueError, RuntimeError) as exc:
-        raise CliError(str(exc)) from None
-    print(f"model {args.model}: {predictor.card.arch}, {predictor.num_classes} classes; "
-          f"running on {predictor.backend.name}", file=sys.stderr)
-    for note in predictor.notes:
-        print(f"  {note}", file=sys.stderr)
     options = BatchOptions(overlay=args.overlay, masks_per_class=args.masks_per_class, recursive=args.recursive,
                            tta=args.tta, resume=args.resume, batch_size=args.batch_size,
                            decode_workers=args.workers, encode_workers=args.workers)
-    reporter = _Reporter(sys.stderr)
     cancel = CancelToken()
+    events = _on_ray(args, names, options, cancel) if args.ray is not None else _here(args, names, options, cancel)
+    reporter = _Reporter(sys.stderr)
     last = None
     try:
-        for ev in segment_folder(args.inputs, args.output, predictor, options, cancel):
+        for ev in events:
             reporter.show(ev)
             last = ev
-    except ValueError as exc:
+    except (ValueError, RayRunError, RayUnavailableError) as exc:  # bad folders; a Ray that fails
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         cancel.cancel()
@@ -114,3 +114,46 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _here(args: argparse.Namespace, names: list[str] | None, options: BatchOptions, cancel: CancelToken
+          ) -> Iterator[BatchEvent]:
+    """The batch events of a run in this process (threads around one predictor)."""
+    from segstudio.inference.batch import segment_folder
+    from segstudio.inference.model_file import ModelFileError
+    from segstudio.inference.predictor import Predictor
+    from segstudio.zoo import CardError
+
+    try:
+        predictor = Predictor.from_file(args.model, backend=args.backend, device=args.device,
+                                        precision=args.precision, class_names=names, tile_size=args.tile_size)
+    except (ModelFileError, CardError, ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"model {args.model}: {predictor.card.arch}, {predictor.num_classes} classes; "
+          f"running on {predictor.backend.name}", file=sys.stderr)
+    for note in predictor.notes:
+        print(f"  {note}", file=sys.stderr)
+    return segment_folder(args.inputs, args.output, predictor, options, cancel)
+
+
+def _on_ray(args: argparse.Namespace, names: list[str] | None, options: BatchOptions, cancel: CancelToken
+            ) -> Iterator[BatchEvent]:
+    """The batch events of a run on Ray: the same work, by actors that each open the model."""
+    from segstudio.inference.model_file import ModelFileError, load_card
+    from segstudio.inference.ray_batch import ModelSource, RayOptions, segment_on_ray
+    from segstudio.zoo import CardError
+
+    try:
+        ray_options = RayOptions(address=args.ray, actors=args.actors)
+    except ValueError as exc:
+        raise CliError(f"{exc} (put --ray after the inputs, or write --ray=ADDRESS)") from None
+    try:
+        card = load_card(args.model, names)
+    except (ModelFileError, CardError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    where = "a local Ray" if args.ray == "local" else f"the Ray cluster at {args.ray}"
+    print(f"model {args.model}: {card.arch}, {card.num_classes} classes; running on {where}", file=sys.stderr)
+    model = ModelSource(str(args.model), backend=args.backend, device=args.device, precision=args.precision,
+                        class_names=tuple(names) if names else None, tile_size=args.tile_size)
+    return segment_on_ray(args.inputs, args.output, model, options, ray_options, cancel,
+                          note=lambda text: print(f"  {text}", file=sys.stderr))

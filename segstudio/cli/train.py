@@ -16,6 +16,7 @@ RECIPES = ("auto", "finetune", "small-data", "scratch", "plain")
 if TYPE_CHECKING:
     from segstudio.training.config import TrainConfig
     from segstudio.training.data import DataSpec
+    from segstudio.training.distributed import DistContext
 
 _TRAIN_EPILOG = """\
 data:
@@ -122,6 +123,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--name", help="file stem of the new model")
     h.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     h.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    h.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N processes on this machine, through torchrun (DDP: gloo on the CPU, NCCL on "
+                        "CUDA); --batch-size is the global batch, shared between them; see docs/SCALE.md")
+    h.add_argument("--distributed", action="store_true",
+                   help="run as one process of a torchrun job: torchrun --nproc_per_node=N -m segstudio train "
+                        "... --distributed (rank 0 alone writes)")
+    h.add_argument("--sync-bn", action="store_true",
+                   help="distributed on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)")
     p.set_defaults(handler=run_train)
 
     e = sub.add_parser(
@@ -317,6 +326,7 @@ def run_train(args: argparse.Namespace) -> int:
     from segstudio.core.tasks import Cancelled, CancelToken
     from segstudio.inference.model_file import ModelFileError
     from segstudio.training.data import DataError
+    from segstudio.training.distributed import leave_process_group
     from segstudio.training.engine import train
     from segstudio.training.outputs import CheckpointError
     from segstudio.zoo import BadOptionError, UnknownNetworkError
@@ -328,12 +338,16 @@ def run_train(args: argparse.Namespace) -> int:
         from segstudio.workspace.versions import versions_dir
 
         cfg.model_dir = str(versions_dir(args.project))
+    if args.nproc is not None and not args.distributed:  # the launcher: torchrun runs this command N times
+        return _launch(args, cfg)
+    dist = _join(args, cfg)
     printer = _Printer(args.json)
     cancel = CancelToken()
     last = None
     try:
-        for ev in train(cfg, spec, cancel):
-            printer.show(ev)
+        for ev in train(cfg, spec, cancel, dist):
+            if dist.is_main:  # the other ranks' events are the same run's: one printer is enough
+                printer.show(ev)
             last = ev
     except KeyboardInterrupt:
         cancel.cancel("interrupted")
@@ -342,11 +356,14 @@ def run_train(args: argparse.Namespace) -> int:
         return 130
     except (DataError, ModelFileError, CheckpointError, UnknownNetworkError, BadOptionError, ValueError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
+    finally:
+        if dist.active:
+            leave_process_group()
     if last is None or last.kind not in ("finished", "stopped"):
         return 1
-    if last.kind == "finished" and not args.json:
+    if last.kind == "finished" and last.model_path and not args.json:
         _say_how_it_went(last)
-        if args.project and last.model_path:
+        if args.project and dist.is_main:
             _conclude_project_round(args.project, init, network or cfg.arch, last)
         print(last.model_path)
     return 0
@@ -374,6 +391,34 @@ def _conclude_project_round(project: Path, init: Path | None, network: str, last
     trained_from = init.name if init is not None else f"{network} from scratch"
     conclude_round(r, project, trained_from)
     print(f"round {r.number}: {'accepted' if r.activated else 'kept as a candidate'} — {r.verdict}", file=sys.stderr)
+
+
+def _launch(args: argparse.Namespace, cfg: TrainConfig) -> int:
+    """``segstudio train --nproc N``: this command again, in N processes under torchrun's launcher."""
+    from segstudio.training.distributed import DistributedError, launch
+
+    if args.nproc > 0 and cfg.batch_size % args.nproc:
+        raise CliError(f"--batch-size is the global batch, shared by the {args.nproc} processes: make it a "
+                       f"multiple of {args.nproc} (it is {cfg.batch_size})")
+    try:
+        return launch(args.command_line, args.nproc)
+    except DistributedError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _join(args: argparse.Namespace, cfg: TrainConfig) -> DistContext:
+    """This process's place in the run: one process, or a rank of a torchrun job (``--distributed``)."""
+    from segstudio.training.distributed import SINGLE_PROCESS, DistributedError, join_process_group
+
+    if not args.distributed:
+        if args.sync_bn:
+            raise CliError("--sync-bn applies to a run on several processes: add --nproc N (or run under "
+                           "torchrun with --distributed)")
+        return SINGLE_PROCESS
+    try:
+        return join_process_group(cfg.device, args.sync_bn)
+    except DistributedError as exc:
+        raise CliError(str(exc)) from None
 
 
 def run_eval(args: argparse.Namespace) -> int:

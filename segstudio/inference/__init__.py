@@ -13,4 +13,5 @@ inference works where torch is not installed.
 - ``backend``, ``torch_backend``, ``onnx_backend``: the network runners.
 - ``tiling``: windows and blending weights for large images.
 - ``batch``: ``segment_folder`` — pipelined, resumable batch segmentation as progress events.
+- ``ray_batch``: ``segment_on_ray`` — the same work spread over the actors of a Ray cluster (Ray Data).
 """

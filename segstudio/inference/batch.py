@@ -6,6 +6,14 @@ of threads ahead of the network and encoding/writing in another pool behind it
 (OpenCV's PNG codecs release the GIL), so the network is not left waiting for
 PNG work. Equal-sized images go through the network ``batch_size`` at a time.
 
+The run is three parts, so that every runner does the same work the same way:
+:func:`plan_batch` lists the jobs and applies the resume rule,
+:func:`run_jobs` does the per-file work (decode → predict → encode, with the
+per-file errors) and :class:`BatchTally` counts the outcomes into events.
+:func:`segment_folder` runs all three in this process;
+:mod:`segstudio.inference.ray_batch` plans and counts on the driver and runs
+:func:`run_jobs` in Ray actors.
+
 Outputs for ``<input root>/<sub>/<stem>.<ext>`` (the input folder structure is
 kept under the output folder; a file named directly goes to the top):
 
@@ -24,7 +32,7 @@ import concurrent.futures as cf
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +114,8 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
 
 
-def _job(source: Path, folder: Path, classes: ClassTable, options: BatchOptions) -> Job:
+def job_for(source: Path, folder: Path, classes: ClassTable, options: BatchOptions) -> Job:
+    """The job that segments ``source`` into ``folder``: its output names follow the options."""
     stem = source.stem
     overlay = folder / f"{stem}.overlay.png" if options.overlay else None
     masks = tuple(folder / f"{stem}.mask-{c.index:02d}-{safe_name(c.name)}.png"
@@ -145,9 +154,9 @@ def plan_jobs(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassT
             for image in list_images(root, recursive=options.recursive):
                 if out in image.parents:  # earlier outputs inside a recursively scanned input folder
                     continue
-                add(_job(image, out / image.relative_to(root).parent, classes, options))
+                add(job_for(image, out / image.relative_to(root).parent, classes, options))
         elif path.is_file():
-            add(_job(path.resolve(), out, classes, options))
+            add(job_for(path.resolve(), out, classes, options))
         else:
             errors.append(FileError(path, "no such file or folder"))
     return jobs, errors
@@ -176,6 +185,64 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
+@dataclass(frozen=True)
+class JobOutcome:
+    """What became of one job: written (``error`` is None) or failed with the reason."""
+
+    job: Job
+    error: FileError | None = None
+
+
+@dataclass
+class BatchTally:
+    """The counts of a batch run and the :class:`BatchEvent` s that report them.
+
+    One tally serves every runner (this module's threads, :mod:`~segstudio.inference.ray_batch`'s
+    actors), so a run reports the same numbers however it is spread.
+    """
+
+    total: int
+    skipped: int
+    errors: list[FileError]
+    written: int = 0
+    t_start: float | None = None
+
+    def start(self) -> None:
+        """Start the clock of the images/s rate (after planning, before the first image)."""
+        self.t_start = time.perf_counter()
+
+    def add(self, outcome: JobOutcome) -> None:
+        if outcome.error is None:
+            self.written += 1
+        else:
+            self.errors.append(outcome.error)
+
+    @property
+    def done(self) -> int:
+        return self.written + self.skipped + len(self.errors)
+
+    def event(self, current: Path | None = None, finished: bool = False) -> BatchEvent:
+        rate = 0.0
+        if self.t_start is not None and self.written:
+            rate = self.written / max(time.perf_counter() - self.t_start, 1e-9)
+        done = self.done
+        eta = (self.total - done) / rate if rate > 0 else (0.0 if done == self.total else None)
+        return BatchEvent(done, self.total, self.written, self.skipped, len(self.errors), rate, eta,
+                          list(self.errors), current, finished)
+
+
+def plan_batch(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassTable,
+               options: BatchOptions) -> tuple[list[Job], BatchTally]:
+    """The jobs still to do and the tally that will count them.
+
+    The resume rule: with ``options.resume``, a job whose outputs all exist is
+    skipped (counted, not redone). Raises ``ValueError`` as :func:`plan_jobs` does.
+    """
+    jobs, errors = plan_jobs(inputs, out_dir, classes, options)
+    todo = [j for j in jobs if not (options.resume and j.is_done())]
+    return todo, BatchTally(total=len(jobs) + len(errors), skipped=len(jobs) - len(todo), errors=errors)
+
+
 def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor: Predictor,
                    options: BatchOptions | None = None, cancel: CancelToken | None = None) -> Iterator[BatchEvent]:
     """Segment every image of ``inputs`` (files and folders) into ``out_dir``; yield progress events.
@@ -187,24 +254,28 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
     ``finished=True``.
     """
     opts = options or BatchOptions()
+    todo, tally = plan_batch(inputs, out_dir, predictor.card.classes, opts)
+    yield tally.event()
+    tally.start()
+    for outcome in run_jobs(todo, predictor, opts, cancel):
+        tally.add(outcome)
+        yield tally.event(outcome.job.source)
+    yield tally.event(finished=True)
+
+
+def run_jobs(jobs: Iterable[Job], predictor: Predictor, options: BatchOptions | None = None,
+             cancel: CancelToken | None = None) -> Iterator[JobOutcome]:
+    """Decode → predict → encode ``jobs``, pipelined; yield one :class:`JobOutcome` per job once it is final.
+
+    The per-file work of every runner (see the module docstring). A failure is
+    that job's outcome and never stops the others; an image whose batch fails
+    is retried alone, so one bad image does not fail its batch-mates. When
+    ``cancel`` is set, the images already segmented are written and reported,
+    then :class:`~segstudio.core.tasks.Cancelled` is raised.
+    """
+    opts = options or BatchOptions()
     cancel = cancel or NEVER_CANCELLED
     classes = predictor.card.classes
-    jobs, errors = plan_jobs(inputs, out_dir, classes, opts)
-    total = len(jobs) + len(errors)
-    todo = [j for j in jobs if not (opts.resume and j.is_done())]
-    skipped = len(jobs) - len(todo)
-    written = 0
-    t_start: float | None = None
-
-    def event(current: Path | None = None, finished: bool = False) -> BatchEvent:
-        done = written + skipped + len(errors)
-        rate = 0.0
-        if t_start is not None and written:
-            rate = written / max(time.perf_counter() - t_start, 1e-9)
-        eta = (total - done) / rate if rate > 0 else (0.0 if done == total else None)
-        return BatchEvent(done, total, written, skipped, len(errors), rate, eta, list(errors), current, finished)
-
-    yield event()
     batch_size = max(1, opts.batch_size or predictor.backend.batch_size)
     decode_n = opts.decode_workers or default_workers()
     encode_n = opts.encode_workers or default_workers()
@@ -212,7 +283,8 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
     encoder = cf.ThreadPoolExecutor(encode_n, thread_name_prefix="segment-encode")
     decoding: collections.deque[tuple[Job, int, cf.Future[LoadedImage]]] = collections.deque()
     encoding: collections.deque[tuple[Job, cf.Future[None]]] = collections.deque()
-    queued = iter(todo)
+    final: collections.deque[JobOutcome] = collections.deque()
+    queued = iter(jobs)
     exhausted = False
     pending_pixels = 0
 
@@ -231,20 +303,19 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
             pending_pixels += h * w
             decoding.append((job, h * w, decoder.submit(read_image, job.source)))
 
+    def fail(job: Job, message: str) -> None:
+        final.append(JobOutcome(job, FileError(job.source, message)))
+
     def collect(block: bool) -> None:
-        nonlocal written
         while encoding and (block or encoding[0][1].done() or len(encoding) > 2 * encode_n + batch_size):
             job, fut = encoding.popleft()
             try:
                 fut.result()
-                written += 1
+                final.append(JobOutcome(job))
             except Exception as exc:  # a write error is this file's failure, not the run's
-                errors.append(FileError(job.source, f"could not write the result: {exc}"))
+                fail(job, f"could not write the result: {exc}")
 
     def run_batch(batch: list[tuple[Job, LoadedImage]]) -> None:
-        nonlocal t_start
-        if t_start is None:
-            t_start = time.perf_counter()
         try:
             preds = predictor.predict_batch([im for _, im in batch], tta=opts.tta, cancel=cancel)
             results = list(zip(batch, preds))
@@ -252,7 +323,7 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
             raise
         except Exception as exc:  # e.g. a wrong channel count, or out of memory on one huge image
             if len(batch) == 1:
-                errors.append(FileError(batch[0][0].source, f"segmentation failed: {exc}"))
+                fail(batch[0][0], f"segmentation failed: {exc}")
                 return
             # One bad image should not fail its batch-mates: retry them one at a time.
             for item in batch:
@@ -270,12 +341,12 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
                 break
             job, pixels, fut = decoding.popleft()
             try:
-                image = fut.result()
+                image: LoadedImage | None = fut.result()
             except ImageReadError as exc:
-                errors.append(FileError(job.source, exc.reason))
+                fail(job, exc.reason)
                 image = None
             except Exception as exc:  # the decoders must never take the run down
-                errors.append(FileError(job.source, f"could not read the image: {exc}"))
+                fail(job, f"could not read the image: {exc}")
                 image = None
             pending_pixels -= pixels
             refill()
@@ -286,17 +357,16 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
                     batch = []
                 batch.append((job, image))
             if batch and (len(batch) >= batch_size or not decoding):
-                current = batch[-1][0].source
                 run_batch(batch)
                 batch = []
-                yield event(current)
-            elif image is None:
-                yield event(job.source)
+            while final:
+                yield final.popleft()
         if batch and not cancel.cancelled:
             run_batch(batch)
         collect(block=True)
+        while final:
+            yield final.popleft()
         cancel.raise_if_cancelled()
-        yield event(finished=True)
     finally:
         for _, _, fut in decoding:
             fut.cancel()

@@ -11,4 +11,5 @@
 - ``run_state``, ``outputs``, ``curves``: what a run keeps and writes (model versions, checkpoint, log, PNG).
 - ``evaluate``: validation scores and ``evaluate_on_corrections`` (the per-round quality report).
 - ``process``: ``start_training_process`` — a run in a separate process, events over a pipe.
+- ``distributed``: a run on several processes under torchrun (DDP), the batch rule, rank-0-only writes.
 """

@@ -110,11 +110,30 @@ def _value_max(dtype: np.dtype) -> float:
     return 65535.0 if dtype == np.uint16 else 255.0
 
 
+def shard_slots(members: Sequence[int], rank: int, world_size: int) -> list[tuple[int, int]]:
+    """The distributed sampler: ``(slot, sample index)`` pairs of rank ``rank``'s share of a global batch.
+
+    Rank ``r`` of ``world_size`` takes the ``r``-th equal slice of the batch's members, keeping each
+    member's slot in the global batch (which seeds its augmentation). The ranks' shares are disjoint
+    and together are the whole batch — so N processes see exactly the samples and augmentations one
+    process would, which is what lets a run resume with another number of processes.
+    """
+    if world_size < 1 or not 0 <= rank < world_size or len(members) % world_size:
+        raise ValueError(f"a batch of {len(members)} cannot be shared by {world_size} processes "
+                         f"(rank {rank}): the batch size must be a multiple of the number of processes")
+    share = len(members) // world_size
+    return [(slot, members[slot]) for slot in range(rank * share, (rank + 1) * share)]
+
+
 class _Batcher:
-    """What both batchers hold: the samples, the batch size, the augmentation and the seed."""
+    """What both batchers hold: the samples, the batch size, the augmentation and the seed.
+
+    ``batch_size`` is the global batch; with ``shard=(rank, world_size)`` this batcher makes only
+    that rank's share of each batch (see :func:`shard_slots`).
+    """
 
     def __init__(self, samples: Sequence[Sample], batch_size: int, aug: AugmentConfig, maker: InputMaker,
-                 ignore_index: int, seed: int, jitter: bool) -> None:
+                 ignore_index: int, seed: int, jitter: bool, shard: tuple[int, int] = (0, 1)) -> None:
         if not samples:
             raise ValueError("no samples to batch")
         self.samples = list(samples)
@@ -124,14 +143,21 @@ class _Batcher:
         self.ignore_index = ignore_index
         self.seed = seed
         self.jitter = jitter
+        self.shard = shard
+        shard_slots(range(batch_size), *shard)  # refuse a batch the processes cannot share, now
+
+    def slots(self, batch: int) -> list[tuple[int, int]]:
+        """``(slot, sample index)`` of this batcher's share of batch ``batch``."""
+        return shard_slots(batch_members(batch, self.batch_size, len(self.samples), self.seed), *self.shard)
 
 
 class CpuBatcher(_Batcher):
     """Batches augmented with OpenCV in worker threads; one batch is prepared ahead."""
 
     def __init__(self, samples: Sequence[Sample], batch_size: int, aug: AugmentConfig, maker: InputMaker,
-                 ignore_index: int, seed: int, workers: int = 1, jitter: bool = True) -> None:
-        super().__init__(samples, batch_size, aug, maker, ignore_index, seed, jitter)
+                 ignore_index: int, seed: int, workers: int = 1, jitter: bool = True,
+                 shard: tuple[int, int] = (0, 1)) -> None:
+        super().__init__(samples, batch_size, aug, maker, ignore_index, seed, jitter, shard)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segstudio-augment")
         self._ahead: tuple[int, tuple[int, int], Future] | None = None
         self._lock = threading.Lock()
@@ -149,11 +175,11 @@ class CpuBatcher(_Batcher):
 
     def _host(self, batch: int, crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[SampleParams],
                                                                   list[bool]]:
-        members = batch_members(batch, self.batch_size, len(self.samples), self.seed)
-        parts = [self._one(batch, slot, i, crop) for slot, i in enumerate(members)]
+        slots = self.slots(batch)
+        parts = [self._one(batch, slot, i, crop) for slot, i in slots]
         images = np.stack([p[0] for p in parts])
         labels = np.stack([p[1] for p in parts])
-        return images, labels, [p[2] for p in parts], [self.samples[i].complete for i in members]
+        return images, labels, [p[2] for p in parts], [self.samples[i].complete for _, i in slots]
 
     def _submit(self, batch: int, crop: tuple[int, int]) -> Future:
         return self._pool.submit(self._host, batch, crop)
@@ -187,8 +213,9 @@ class DeviceBatcher(_Batcher):
     """Batches augmented on the device (``grid_sample``); sources uploaded once when they are in memory."""
 
     def __init__(self, samples: Sequence[Sample], batch_size: int, aug: AugmentConfig, maker: InputMaker,
-                 ignore_index: int, seed: int, device: torch.device, jitter: bool = True) -> None:
-        super().__init__(samples, batch_size, aug, maker, ignore_index, seed, jitter)
+                 ignore_index: int, seed: int, device: torch.device, jitter: bool = True,
+                 shard: tuple[int, int] = (0, 1)) -> None:
+        super().__init__(samples, batch_size, aug, maker, ignore_index, seed, jitter, shard)
         self.device = device
         self._images: dict[int, Tensor] = {}
         self._labels: dict[int, Tensor] = {}
@@ -203,9 +230,9 @@ class DeviceBatcher(_Batcher):
         return t_img, torch.from_numpy(np.ascontiguousarray(lab)).to(self.device, non_blocking=True)
 
     def get(self, batch: int, crop: tuple[int, int]) -> Batch:
-        members = batch_members(batch, self.batch_size, len(self.samples), self.seed)
+        slots = self.slots(batch)
         images, labels, params, scale = [], [], [], []
-        for slot, i in enumerate(members):
+        for slot, i in slots:
             s = self.samples[i]
             if i in self._images:
                 img, lab = self._images[i], self._labels[i]
@@ -218,7 +245,7 @@ class DeviceBatcher(_Batcher):
             scale.append(1.0 / _value_max(s.dtype))
         x, y = warp_batch_torch(images, labels, params, crop, self.ignore_index)
         x = x * host_to(np.asarray(scale, np.float32), self.device).view(-1, 1, 1, 1)
-        complete = host_to(np.array([self.samples[i].complete for i in members]), self.device)
+        complete = host_to(np.array([self.samples[i].complete for _, i in slots]), self.device)
         return Batch(self.maker(x, params, self.jitter), y, complete, batch, crop)
 
     def close(self) -> None:

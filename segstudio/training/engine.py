@@ -39,6 +39,7 @@ from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
 from segstudio.training.batches import CpuBatcher, DeviceBatcher, InputMaker, epoch_of
 from segstudio.training.config import FULL_IMAGE, TrainConfig
 from segstudio.training.data import DataError, DataSpec, ProjectData, TrainData, load_data, load_project
+from segstudio.training.distributed import SINGLE_PROCESS, DistContext
 from segstudio.training.losses import SegLoss, median_frequency_weights
 from segstudio.training.netsetup import EMA, parameter_groups, set_encoder_trainable
 from segstudio.training.outputs import CHECKPOINT_NAME, CURVES_NAME, LOG_NAME, JsonlLog, load_checkpoint
@@ -123,17 +124,18 @@ def resolve_precision(config: TrainConfig, device: torch.device) -> str:
     return config.precision
 
 
-def train(config: TrainConfig, data: TrainData | DataSpec, cancel: CancelToken = NEVER_CANCELLED
-          ) -> Iterator[TrainEvent]:
+def train(config: TrainConfig, data: TrainData | DataSpec, cancel: CancelToken = NEVER_CANCELLED,
+          dist: DistContext = SINGLE_PROCESS) -> Iterator[TrainEvent]:
     """Run ``config`` on ``data``; yields :class:`TrainEvent` s, the last one ``finished``, ``stopped`` or
     ``cancelled``. Raises ``ValueError``/``DataError``/``ModelFileError`` for bad settings or data and
-    ``RuntimeError`` when the loss diverges."""
+    ``RuntimeError`` when the loss diverges. ``dist``: this process's rank in a run under torchrun
+    (:mod:`~segstudio.training.distributed`); only rank 0 writes, and its ``finished`` has the model path."""
     config.validate()
     t0 = time.monotonic()
     yield TrainEvent("loading", message="reading the labelled images", output_dir=config.output_dir)
     try:
         loaded = load_data(data, cancel)
-        run = _Run(config, loaded, cancel, t0, data if not isinstance(data, TrainData) else None)
+        run = _Run(config, loaded, cancel, t0, data if not isinstance(data, TrainData) else None, dist)
     except Cancelled as exc:
         yield TrainEvent("cancelled", message=str(exc) or "cancelled", elapsed_s=time.monotonic() - t0)
         return
@@ -144,15 +146,16 @@ class _Run:
     """The state of one run; :meth:`events` is the loop."""
 
     def __init__(self, config: TrainConfig, data: TrainData, cancel: CancelToken, t0: float,
-                 spec: DataSpec | None = None) -> None:
+                 spec: DataSpec | None = None, dist: DistContext = SINGLE_PROCESS) -> None:
         self.cfg = config
+        self.dist = dist
         self.data = data
         self.spec = spec
         self.cancel = cancel
         self.t0 = t0
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = resolve_device(config.device)
+        self.device = dist.device(resolve_device(config.device))
         self.precision = resolve_precision(config, self.device)
         self.cuda = self.device.type == "cuda"
         torch.manual_seed(config.seed)
@@ -165,6 +168,9 @@ class _Run:
             torch.backends.cudnn.benchmark = True
         self.frozen_bn = config.frozen_batchnorm()
         self._train_mode()
+        # Under torchrun the training forward goes through DDP; self.model stays the plain module.
+        self.model, self.train_model = dist.wrap(self.model, self.device,
+                                                 find_unused=config.freeze_encoder_steps > 0 or config.freeze_encoder)
         self.ema = EMA(self.model, config.ema_decay) if config.ema_decay else None
         groups = parameter_groups(self.model, config.weight_decay)
         if config.optimizer == "adamw":
@@ -200,6 +206,7 @@ class _Run:
         self.log = JsonlLog(self.out_dir / LOG_NAME)
         if config.resume and self.checkpoint_path.is_file():
             self._resume()
+        self.log = dist.log(self.log)  # rank 0 alone writes it
         self.full_hw = self._round(data.largest_size())
 
     # --------------------------------------------------------------- helpers
@@ -209,9 +216,9 @@ class _Run:
         on_device = cfg.augment_on_device if cfg.augment_on_device is not None else self.cuda
         if on_device:
             return DeviceBatcher(data.train, cfg.batch_size, cfg.augment, self.maker, data.ignore_index, cfg.seed,
-                                 self.device, cfg.jitter)
+                                 self.device, cfg.jitter, shard=self.dist.shard)
         return CpuBatcher(data.train, cfg.batch_size, cfg.augment, self.maker, data.ignore_index, cfg.seed,
-                          cfg.workers, cfg.jitter)
+                          cfg.workers, cfg.jitter, shard=self.dist.shard)
 
     def _train_mode(self) -> None:
         """Training mode; with frozen BatchNorm its layers stay in eval mode (running statistics kept)."""
@@ -291,6 +298,9 @@ class _Run:
         from segstudio.training.outputs import save_checkpoint
 
         self._flush_pending()  # a checkpoint never holds weights from after a non-finite loss
+        self.state.last_checkpoint = time.monotonic()
+        if not self.dist.is_main:  # rank 0 alone writes
+            return
         state = self.state.to_checkpoint(self.cfg, self.net.card, self._elapsed())
         state["model"] = self.model.state_dict()
         state["optimizer"] = self.optimizer.state_dict()
@@ -299,7 +309,6 @@ class _Run:
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         save_checkpoint(self.checkpoint_path, state)
-        self.state.last_checkpoint = time.monotonic()
 
     # ------------------------------------------------------------ the loop
 
@@ -336,15 +345,18 @@ class _Run:
         stop_reason = ""
         try:
             while True:
-                if self.cancel.cancelled:
+                # Rank 0 decides (distributed training): every rank leaves the loop at the same step.
+                cancelled, progress, session_over = self.dist.decide(
+                    self.cancel.cancelled, self._progress(),
+                    bool(cfg.session_seconds and time.monotonic() - session_start >= cfg.session_seconds))
+                if cancelled:
                     if cfg.continuous:
                         break
                     yield from self._cancelled()
                     return
-                progress = self._progress()
                 if progress >= 1.0:
                     break
-                if cfg.session_seconds and time.monotonic() - session_start >= cfg.session_seconds:
+                if session_over:
                     self._save_checkpoint()
                     self.log.flush()
                     yield self._event("stopped", message="session time is up; resume to continue "
@@ -365,7 +377,7 @@ class _Run:
                     self._log(ev)
                     last_log = now
                 yield ev
-                if self._validation_due(now):
+                if self.dist.decide(self._validation_due(now))[0]:  # all ranks validate at the same step
                     ev = self._validate()
                     yield ev
                     if cfg.continuous and s.best_step == s.step:
@@ -374,7 +386,7 @@ class _Run:
                         stop_reason = (f"early stop: no better validation mIoU in "
                                        f"{cfg.early_stopping_patience} validations")
                         break
-                if now - s.last_checkpoint >= cfg.checkpoint_every_s:
+                if self.dist.decide(now - s.last_checkpoint >= cfg.checkpoint_every_s)[0]:
                     self._save_checkpoint()
                     self.log.flush()
                     yield self._event("checkpoint", message=str(self.checkpoint_path))
@@ -496,12 +508,13 @@ class _Run:
         torch.manual_seed(cfg.seed * 1_000_003 + s.step)  # dropout & co. depend on the step only (resumable)
         if self.autocast is not None:
             with torch.autocast(self.device.type, dtype=self.autocast):
-                outputs = self.model(batch.x)
+                outputs = self.train_model(batch.x)
         else:
-            outputs = self.model(batch.x)
+            outputs = self.train_model(batch.x)
         loss, _ = loss_fn(outputs, batch.y, batch.complete)
-        if not self.cuda and not torch.isfinite(loss):  # free on the CPU; on CUDA see _record_loss
-            self._record_loss(s.step + 1, loss.detach())
+        batch_loss = self.dist.mean(loss.detach())  # the global batch's, the same on every rank
+        if not self.cuda and not torch.isfinite(batch_loss):  # free on the CPU; on CUDA see _record_loss
+            self._record_loss(s.step + 1, batch_loss)
             self.optimizer.zero_grad(set_to_none=True)
             s.step += 1
             return
@@ -525,11 +538,11 @@ class _Run:
         if self.cuda:
             # Reading the loss waits for the GPU. Read the previous step's instead: by now the GPU is busy
             # with this step, and the CPU goes on to queue the next one.
-            previous, self._pending = self._pending, (s.step, loss.detach())
+            previous, self._pending = self._pending, (s.step, batch_loss)
             if previous is not None:
                 self._record_loss(*previous)
         else:
-            self._record_loss(s.step, loss.detach())
+            self._record_loss(s.step, batch_loss)
         dt = time.perf_counter() - t
         s.step_time = dt if not s.step_time else 0.9 * s.step_time + 0.1 * dt
 
@@ -571,7 +584,7 @@ class _Run:
         finally:
             self._train_mode()
         s.last_val_time = time.monotonic()
-        miou = metrics.miou
+        miou = self.dist.decide(metrics.miou)[0]  # rank 0's, so that every rank takes the same decisions
         per_class = metrics.as_dict(self.data.classes.names)["per_class_iou"]
         if samples is None and not np.isnan(miou):
             s.val_history.append((s.step, float(miou)))
@@ -595,7 +608,7 @@ class _Run:
     def _cancelled(self) -> Iterator[TrainEvent]:
         self._save_checkpoint()
         path = None
-        if self.cfg.save_on_cancel and self.state.step > 0:
+        if self.cfg.save_on_cancel and self.state.step > 0 and self.dist.is_main:
             path = str(write_model(self, "cancelled"))
         ev = self._event("cancelled", message=self.cancel.reason or "cancelled", model_path=path)
         self._log(ev)
@@ -615,6 +628,9 @@ class _Run:
             s.train_per_class = final.per_class_iou
             yield final
         self._save_checkpoint()
+        if not self.dist.is_main:  # rank 0 alone writes the model and the curves
+            yield self._event("finished", progress=1.0, message=stop_reason or "done")
+            return
         path = write_model(self, stop_reason)
         from segstudio.training.curves import write_curves
 
