@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, cast
 
+from segstudio.core import safe_json
 from segstudio.core.classes import ClassTable
+from segstudio.core.regular_file import read_regular_text
 
 Status = Literal["unlabelled", "predicted", "corrected", "reviewed"]
 STATUSES: tuple[Status, ...] = ("unlabelled", "predicted", "corrected", "reviewed")
@@ -42,7 +44,12 @@ UNCERTAINTY_DIR = "uncertainty"
 RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, UNCERTAINTY_DIR, STAGING_DIR)
 """Folders of the project itself; never scanned for images."""
 
+LOCK_FILE = ".segstudio.lock"
+"""Held by the one process that may write the project (see :mod:`segstudio.core.project_lock`)."""
+
 KIND = "segstudio project"
+MAX_PROJECT_FILE_BYTES = 1 << 30
+"""A project file larger than this (1 GB, some ten million images) is refused by its size."""
 
 
 class ProjectError(Exception):
@@ -107,6 +114,27 @@ def safe_relpath(text: object, what: str = "path") -> str:
     return "/".join(parts)
 
 
+class OutsideProjectError(ProjectError):
+    """A path the project would read or write resolves (through a symbolic link) outside the project folder."""
+
+
+def inside_root(root: Path, path: Path, what: str = "path") -> Path:
+    """``path`` with every symbolic link resolved, when that lies inside ``root`` (resolved too).
+
+    Raises :class:`OutsideProjectError` otherwise: the project reads and writes
+    its own files (project file, labels, predictions, staging, copies) only
+    inside its folder, whatever links the folder holds.
+    """
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise OutsideProjectError(
+            f"the {what} {path} resolves to {real}, outside the project folder {real_root}; segstudio reads and "
+            "writes a project's files only inside its folder (remove the symbolic link)"
+        )
+    return Path(real)
+
+
 def label_name_for(rel: str, taken: set[str]) -> str:
     """The label file name for image ``rel``, not in ``taken`` (casefolded names already used).
 
@@ -166,7 +194,7 @@ def dump_document(doc: dict[str, Any]) -> str:
 def is_project_text(text: str) -> bool:
     """True when ``text`` is JSON that at least claims to be a project file (fit to become the backup)."""
     try:
-        doc = json.loads(text)
+        doc = safe_json.loads(text)
     except json.JSONDecodeError:
         return False
     return isinstance(doc, dict) and doc.get("kind") == KIND
@@ -192,13 +220,15 @@ def read_document(file: Path, backup: Path | None) -> tuple[str, ProjectDocument
         return ProjectFileError(file, reason, backup)
 
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular_text(file, MAX_PROJECT_FILE_BYTES)
     except UnicodeDecodeError:
         raise fail("it is not UTF-8 text") from None
     except OSError as exc:
         raise fail(exc.strerror or str(exc)) from None
     try:
-        doc = json.loads(text)
+        doc = safe_json.loads(text)
+    except safe_json.JsonTooDeepError as exc:
+        raise fail(f"it is not a project file: its JSON is {exc.msg}") from None
     except json.JSONDecodeError as exc:
         raise fail(f"it is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
