@@ -96,7 +96,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--seed", type=int)
     h.add_argument("-o", "--output", type=Path, default=Path("runs/train"), help="output folder (default runs/train)")
     h.add_argument("--name", help="file stem of the new model")
-    h.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    h.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT/checkpoint.pt (says so when there is none and a new run starts)")
+    h.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="write OUTPUT/checkpoint.pt this often (default 300)")
     h.add_argument("--json", action="store_true", help="print every event as a JSON line")
     p.set_defaults(handler=run_train)
 
@@ -196,7 +199,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
               "ema_decay": args.ema, "freeze_encoder_steps": args.freeze_encoder_steps,
               "val_every_epochs": args.val_every, "early_stopping_patience": args.early_stop,
               "device": args.device, "precision": args.precision, "threads": args.threads, "workers": args.workers,
-              "seed": args.seed, "model_name": args.name}
+              "seed": args.seed, "model_name": args.name, "checkpoint_every_s": args.checkpoint_every}
     for key, value in simple.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -252,11 +255,15 @@ def run_train(args: argparse.Namespace) -> int:
     from segstudio.inference.model_file import ModelFileError
     from segstudio.training.data import DataError
     from segstudio.training.engine import train
-    from segstudio.training.outputs import CheckpointError
+    from segstudio.training.outputs import CHECKPOINT_NAME, CheckpointError
     from segstudio.zoo import BadOptionError, UnknownNetworkError
 
     cfg = build_config(args)
     spec = data_spec(args)
+    if args.checkpoint_every is not None and args.checkpoint_every <= 0:
+        raise CliError(f"--checkpoint-every takes a number of seconds above 0, got {args.checkpoint_every:g}")
+    if args.resume and not (args.output / CHECKPOINT_NAME).is_file():
+        print(f"--resume: no checkpoint in {args.output}; starting a new run", file=sys.stderr, flush=True)
     printer = _Printer(args.json)
     cancel = CancelToken()
     last = None
@@ -306,6 +313,8 @@ def run_eval(args: argparse.Namespace) -> int:
     width = max(len(c) for c in classes) + 2
     print(f"{args.model}: {len(data.train)} images from {args.images}" +
           (f" ({len(data.skipped)} skipped)" if data.skipped else ""))
+    for reason in data.skipped:  # each "file: why"
+        print(f"  skipped {reason}", file=sys.stderr)
     print(f"{'class':<{width}} IoU")
     for name, iou in result["per_class_iou"].items():
         print(f"{name:<{width}} {'-' if iou is None else f'{iou:.4f}'}")

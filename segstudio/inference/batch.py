@@ -14,7 +14,9 @@ kept under the output folder; a file named directly goes to the top):
 - ``OUT/<sub>/<stem>.mask-<NN>-<class>.png`` — 0/255 mask per class (``masks_per_class``).
 
 Every file is written atomically and the index map last, so an image whose
-outputs all exist is complete and is skipped when the run is repeated (resume).
+outputs all exist is complete and is skipped when the run is repeated (resume)
+— when the index map records the same model (:mod:`segstudio.inference.batch_record`);
+outputs of another model stop the run unless ``overwrite`` is set.
 """
 
 from __future__ import annotations
@@ -33,8 +35,18 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.classes import ClassTable
-from segstudio.core.image_io import ImageReadError, LoadedImage, image_size, list_images, read_image, write_mask
+from segstudio.core.image_io import (
+    ImageReadError,
+    LoadedImage,
+    encode_mask_png,
+    image_size,
+    list_images,
+    read_image,
+    write_mask,
+)
+from segstudio.core.png_text import with_text
 from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
+from segstudio.inference.batch_record import MODEL_KEY, OtherModelError, model_tag, recorded_model, same_model
 from segstudio.inference.predictor import Prediction, Predictor
 
 PREFETCH_PIXELS = 64_000_000
@@ -61,6 +73,8 @@ class BatchOptions:
     recursive: bool = False
     tta: bool = False
     resume: bool = True
+    overwrite: bool = False
+    """Resume over finished outputs of another model by segmenting those images again (else OtherModelError)."""
     overlay_alpha: float = 0.5
     batch_size: int | None = None
     decode_workers: int | None = None
@@ -158,8 +172,9 @@ def _overlay(display: np.ndarray, labels: np.ndarray, lut: np.ndarray, alpha: fl
     return cv2.addWeighted(display, 1.0 - alpha, colour, alpha, 0.0)
 
 
-def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: ClassTable, alpha: float) -> None:
-    """Write a job's files (index map last). Runs in an encoder thread."""
+def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: ClassTable, alpha: float,
+                  model: str = "") -> None:
+    """Write a job's files (index map last, recording ``model``). Runs in an encoder thread."""
     job.mask.parent.mkdir(parents=True, exist_ok=True)
     for c, path in zip(classes, job.class_masks):
         write_mask(path, np.where(pred.labels == c.index, np.uint8(255), np.uint8(0)))
@@ -169,7 +184,8 @@ def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: Class
         if not ok:
             raise ValueError("PNG encoding of the overlay failed")
         atomic_write_bytes(job.overlay, buf.tobytes())
-    write_mask(job.mask, pred.labels)
+    atomic_write_bytes(job.mask, with_text(encode_mask_png(pred.labels), MODEL_KEY, model) if model
+                       else encode_mask_png(pred.labels))
 
 
 def default_workers() -> int:
@@ -191,7 +207,12 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
     classes = predictor.card.classes
     jobs, errors = plan_jobs(inputs, out_dir, classes, opts)
     total = len(jobs) + len(errors)
-    todo = [j for j in jobs if not (opts.resume and j.is_done())]
+    tag = model_tag(predictor)
+    redo = {j for j in jobs if opts.resume and j.is_done() and not same_model(recorded_model(j.mask), tag)}
+    if redo and not opts.overwrite:
+        first = sorted(redo, key=lambda j: j.source)
+        raise OtherModelError(out_dir, [j.source for j in first], recorded_model(first[0].mask), tag)
+    todo = [j for j in jobs if not (opts.resume and j.is_done()) or j in redo]
     skipped = len(jobs) - len(todo)
     written = 0
     t_start: float | None = None
@@ -259,7 +280,7 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
                 run_batch([item])
             return
         for (job, image), pred in results:
-            encoding.append((job, encoder.submit(write_outputs, job, image, pred, classes, opts.overlay_alpha)))
+            encoding.append((job, encoder.submit(write_outputs, job, image, pred, classes, opts.overlay_alpha, tag)))
         collect(block=False)
 
     try:
