@@ -22,6 +22,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Error logs of the CLI and the app go to a temporary folder, never the user's (segstudio.logs)."""
+    os.environ["SEGSTUDIO_LOG_DIR"] = str(tmp_path_factory.mktemp("logs"))
+
+
 def data_root() -> Path:
     return Path(os.environ.get("SEGSTUDIO_DATA", REPO.parent / "shared" / "data")).resolve()
 

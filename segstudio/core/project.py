@@ -158,7 +158,8 @@ class Project:
 
     @classmethod
     def open(cls, path: Path | str, recursive: bool = False, from_backup: bool = False,
-             read_only: bool = False, program: str = "segstudio") -> Project:
+             read_only: bool = False, program: str = "segstudio", read_only_reason: str = "opened read-only"
+             ) -> Project:
         """Open a project folder, its ``segstudio.json``, or a plain folder of images.
 
         A plain folder (no ``segstudio.json``) becomes a project around its images
@@ -169,7 +170,8 @@ class Project:
         Opening for writing takes the project's lock (``program`` names this
         process in it) and raises :class:`ProjectLockedError` when another
         process holds it; ``read_only=True`` takes no lock, writes nothing and
-        refuses changes. Raises :class:`ProjectError` / :class:`ProjectFileError`.
+        refuses changes (``read_only_reason`` says why, in their messages).
+        Raises :class:`ProjectError` / :class:`ProjectFileError`.
         """
         p = Path(path)
         if p.is_file() and p.suffix.lower() != ".json":
@@ -186,7 +188,7 @@ class Project:
             raise ProjectError(f"{p} does not exist; choose a folder of images or a segstudio.json")
         file = root / PROJECT_FILE
         if read_only:
-            return cls._open_read_only(root, from_backup)
+            return cls._open_read_only(root, from_backup, read_only_reason)
         lock = acquire(root, program)
         try:
             if from_backup:
@@ -205,7 +207,7 @@ class Project:
             raise
 
     @classmethod
-    def _open_read_only(cls, root: Path, from_backup: bool) -> Project:
+    def _open_read_only(cls, root: Path, from_backup: bool, reason: str) -> Project:
         if from_backup:
             raise ProjectError("opening the backup rewrites the project file; it cannot be done read-only")
         file = root / PROJECT_FILE
@@ -213,7 +215,7 @@ class Project:
             raise ProjectError(f"{root} holds no project ({PROJECT_FILE}) to open read-only")
         inside_root(root, file, "project file")
         project = cls._load(file)
-        project._read_only_reason = "opened read-only"
+        project._read_only_reason = reason
         project._reconcile()
         return project
 
@@ -402,7 +404,10 @@ class Project:
                 path = staged
         if not os.path.lexists(path):
             return None
-        real = self.inside(path, "mask")
+        try:
+            real = self.inside(path, "mask")
+        except OutsideProjectError as exc:  # reported like any unreadable mask: named, and left alone
+            raise ImageReadError(path, str(exc)) from None
         try:
             mask = read_mask(real, self._shape_or_none(e))
         except ImageReadError as exc:

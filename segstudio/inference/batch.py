@@ -160,7 +160,7 @@ def plan_jobs(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassT
                 if out in image.parents:  # earlier outputs inside a recursively scanned input folder
                     continue
                 add(_job(image, out / image.relative_to(root).parent, classes, options))
-        elif path.is_file():
+        elif os.path.lexists(path):  # a file, or a FIFO or device that reading will refuse with its reason
             add(_job(path.resolve(), out, classes, options))
         else:
             errors.append(FileError(path, "no such file or folder"))

@@ -33,7 +33,7 @@ from segstudio.core.atomic import SaveError
 from segstudio.core.classes import ClassTable, mask_dtype, unlabelled_value
 from segstudio.core.image_io import ImageReadError, stored_size
 from segstudio.core.masks import MaskError, Unmapped
-from segstudio.core.project import LABELS_DIR, PREDICTIONS_DIR, ImageEntry, Project
+from segstudio.core.project import LABELS_DIR, PREDICTIONS_DIR, ImageEntry, Project, ProjectError
 from segstudio.core.regular_file import read_regular_text
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken, Progress
 
@@ -225,13 +225,18 @@ class Claims:
 
 
 def source_files(folder: Path, suffixes: Sequence[str]) -> list[tuple[str, Path]]:
-    """``(relative path, path)`` of the files with these suffixes under ``folder``, hidden ones skipped."""
+    """``(relative path, path)`` of the files with these suffixes under ``folder``, hidden ones skipped.
+
+    Anything with such a name that is not a folder is listed, FIFOs and devices
+    included: reading it then fails with a clear reason in the report, rather
+    than the file silently not counting (or hanging the reader).
+    """
     if not folder.is_dir():
         raise FormatError(f"{folder} is not a folder")
     out = []
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if p.is_file() and p.suffix.lower() in suffixes and not any(s.startswith(".") for s in rel.parts):
+        if not p.is_dir() and p.suffix.lower() in suffixes and not any(s.startswith(".") for s in rel.parts):
             out.append((rel.as_posix(), p))
     return out
 
@@ -249,7 +254,7 @@ def store(project: Project, entry: ImageEntry, mask: np.ndarray, options: Import
             project.save_prediction(entry, mask)
         else:
             project.save_label(entry, mask)
-    except (MaskError, SaveError) as exc:
+    except (MaskError, SaveError, ProjectError) as exc:  # ProjectError: e.g. a labels/ linked outside
         report.errors.append((source, str(exc)))
         return
     report.imported.append(entry.path)
