@@ -21,6 +21,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 
+try:  # property tests write nothing into the checkout (it may be read-only): no example database, caches in /tmp
+    import tempfile
+
+    from hypothesis import settings as _hypothesis_settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "segstudio-hypothesis")
+    _hypothesis_settings.register_profile("segstudio", database=None, deadline=None)
+    _hypothesis_settings.load_profile("segstudio")
+except ImportError:  # hypothesis is in the test extra; without it only the property tests cannot run
+    pass
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
