@@ -35,6 +35,13 @@ DEFAULT_MAX_PIXELS = 250_000_000
 Override with the environment variable ``SEGSTUDIO_MAX_PIXELS``.
 """
 
+PLAUSIBLE_PIXELS_PER_BYTE = {"jpeg": 1_000, "webp": 20_000}
+"""The most pixels one byte of a JPEG or WebP file is taken to hold (a solid-colour 4000×4000 image reaches 85
+as JPEG and 23 600 as lossless WebP; photos and scans stay below 50). Their decoders allocate the size the
+header claims and fill in what the data lacks, so a 700-byte file claiming 15000×15000 pixels took 2.2 GB
+(JPEG) or 3.9 GB (WebP); it is refused by this bound first. PNG, TIFF and BMP decoders stop at the missing data;
+an image whose data really holds that many pixels is bounded by the pixel limit (:data:`DEFAULT_MAX_PIXELS`)."""
+
 _EXIF_ORIENTATION = 0x0112
 
 T = TypeVar("T")
@@ -379,6 +386,12 @@ def _read_image(p: Path, limit_pixels: int | None) -> LoadedImage:
         )
     if w < 1 or h < 1:
         raise ImageReadError(p, f"the image has no pixels ({w}×{h})")
+    per_byte = PLAUSIBLE_PIXELS_PER_BYTE.get(fmt)
+    if per_byte is not None and w * h > per_byte * len(data):
+        raise ImageReadError(
+            p, f"the file is {len(data)} bytes, too small for the {w}×{h} pixels its header claims (a "
+               f"{fmt.upper()} file holds at most {per_byte} pixels per byte): it is damaged or not what it says"
+        )
     notes: list[str] = []
     if fmt == "png":
         arr = _decode_png(p, data, notes)

@@ -85,7 +85,7 @@ def open_regular(path: Path | str, max_bytes: int | None = None) -> BinaryIO:
 def read_regular_bytes(path: Path | str, max_bytes: int | None = None) -> bytes:
     """The whole content of a regular file (see :func:`open_regular` for what is refused)."""
     with open_regular(path, max_bytes) as fh:
-        data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+        data = fh.read()  # sized from fstat: read(max_bytes + 1) would reserve max_bytes up front
     if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
         raise FileTooLargeError(path, len(data), max_bytes)
     return data
