@@ -112,12 +112,16 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def list_images(folder: Path | str, recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` (by suffix, case-insensitive), sorted, hidden files skipped."""
+    """Image files in ``folder`` (by suffix, case-insensitive), sorted, hidden files skipped.
+
+    A FIFO or device with an image's name is listed too (not folders, not broken
+    links): reading it then fails with a clear reason instead of it silently not counting.
+    """
     root = Path(folder)
     it: Iterable[Path] = root.rglob("*") if recursive else root.iterdir()
     found = [
         p for p in it
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.exists() and not p.is_dir()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(found)
