@@ -444,6 +444,17 @@ def _(w: World) -> Run:
     return model_run(w, hf.with_card(w.model_bytes, card), "scales above 4")
 
 
+@case("model", "a card whose options break the network's constructor (negative width)")
+def _(w: World) -> Run:
+    return model_run(w, hf.with_card(w.model_bytes, {}, {"base_width": -5}), "cannot build")
+
+
+@case("model", "a card whose metric value is text (broke `segstudio models`)")
+def _(w: World) -> Run:
+    metrics = [{"name": "mIoU", "value": "excellent", "data": "trust me"}]
+    return model_run(w, hf.with_card(w.model_bytes, {"metrics": metrics}), "value that is no number")
+
+
 @case("model", "a tensor whose offsets lie past the end of the file")
 def _(w: World) -> Run:
     return model_run(w, hf.with_tensor(w.model_bytes, {"data_offsets": [0, 1 << 40]}), "outside the file's data")

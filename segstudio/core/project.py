@@ -211,10 +211,12 @@ class Project:
         if from_backup:
             raise ProjectError("opening the backup rewrites the project file; it cannot be done read-only")
         file = root / PROJECT_FILE
-        if not file.exists():
-            raise ProjectError(f"{root} holds no project ({PROJECT_FILE}) to open read-only")
-        inside_root(root, file, "project file")
-        project = cls._load(file)
+        if file.exists():
+            inside_root(root, file, "project file")
+            project = cls._load(file)
+        else:  # a plain folder of images: a project in memory, nothing written
+            project = cls(root, default_classes(), [])
+            project._add_rel(project._scan())
         project._read_only_reason = reason
         project._reconcile()
         return project

@@ -355,8 +355,9 @@ def check_network_fits(path: Path | str, card: ModelCard, shapes: dict[str, tupl
     try:
         with torch.device("meta"):
             own = {k: tuple(v.shape) for k, v in build_from_card(card).state_dict().items()}
-    except (UnknownNetworkError, ValueError, TypeError) as exc:
-        raise ModelFileError(p, f"its card describes a network this segstudio cannot build: {exc}") from None
+    except Exception as exc:  # a stranger's options may break a constructor in any way; nothing was allocated
+        reason = str(exc) if isinstance(exc, (UnknownNetworkError, ValueError)) else f"{type(exc).__name__}: {exc}"
+        raise ModelFileError(p, f"its card describes a network this segstudio cannot build: {reason}") from None
     missing = sorted(set(own) - set(shapes))
     unexpected = sorted(set(shapes) - set(own))
     wrong = [f"{k} {shapes[k]} vs {own[k]}" for k in own if k in shapes and shapes[k] != own[k]]

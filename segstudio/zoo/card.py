@@ -146,3 +146,11 @@ class ModelCard:
             raise CardError("the model card lists no class")
         if self.train_resolution is not None and not all(0 < v <= 1 << 16 for v in self.train_resolution):
             raise CardError(f"the card's train_resolution {list(self.train_resolution)} is not a size in pixels")
+        for what, items in (("metrics", self.metrics), ("history", self.history)):
+            if not all(isinstance(item, Mapping) for item in items):
+                raise CardError(f"the card's {what} must be a list of objects")
+        for m in self.metrics:
+            value = m.get("value")
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value)):
+                raise CardError(f"the card's metric {str(m.get('name'))[:40]!r} has a value that is no number")
