@@ -18,18 +18,13 @@ Decisions (the contract other modules rely on):
   which copies them into ``images/`` (never moving or changing the originals).
   For images the check is on the path as written, so a symlinked image folder
   inside the project works (images are only ever read).
-* **The project's own files** — the project file, its backup, the lock, labels,
-  predictions, uncertainty maps, staged masks and copied images — are read and
-  written only where their path, with every symbolic link resolved, lies inside
-  the project folder (:meth:`Project.inside`); a ``labels/`` that links
-  elsewhere raises :class:`OutsideProjectError` and nothing is written there.
-  Only regular files are read (a FIFO or device is refused, never waited on).
-* **One writer.** Opening a project for writing takes its lock
-  (:mod:`segstudio.core.project_lock`); a second process gets
-  :class:`ProjectLockedError` naming the holder and may open it
-  ``read_only=True``, which refuses every change with
-  :class:`ProjectReadOnlyError`. :meth:`Project.close` releases the lock (so
-  does garbage collection, and the end of the process in any way).
+* **The project's own files** (project file, backup, lock, labels, predictions,
+  uncertainty, staging, copies) are read and written only where their path, links
+  resolved, lies inside the folder (:meth:`Project.inside`, else
+  :class:`OutsideProjectError`); only regular files are read.
+* **One writer.** Opening for writing takes the lock (:mod:`segstudio.core.project_lock`;
+  :class:`ProjectLockedError` names another holder); ``read_only=True`` refuses every
+  change (:class:`ProjectReadOnlyError`). :meth:`Project.close` releases the lock.
 * **Label names** mirror the image's sub-folder: ``sub/a.jpg`` → ``labels/sub/a.png``.
   When that name is taken (``a.jpg`` and ``a.png`` side by side, or ``A.jpg`` on
   a case-insensitive disk) the image's full name is used: ``labels/sub/a.png.png``,
@@ -45,13 +40,9 @@ Decisions (the contract other modules rely on):
   usable one; ``Project.open(path, from_backup=True)`` then opens the backup and
   moves the broken file aside (``segstudio.json.corrupt``), so nothing is
   silently replaced. A file from a newer segstudio is refused, not downgraded.
-* **Class changes are transactional.** Those that rewrite masks (merging,
-  crossing the 254-class uint8 limit) are staged (:mod:`segstudio.core.staged_remap`):
-  rewritten masks go to ``.segstudio-staging/`` first, then the project file
-  records the new classes, then the files are moved in. A crash at any point
-  leaves old classes with old masks or new classes with new masks; opening the
-  project finishes an interrupted move. A failed commit (a full disk) rolls
-  back in memory and on disk; no label is written while a move is unfinished.
+* **Class changes are transactional.** Those that rewrite masks are staged
+  (:mod:`segstudio.core.staged_remap`): old classes with old masks or new with new,
+  whatever fails or crashes; a failed commit rolls back in memory and on disk.
 * **Loaded masks are checked**: their size against the image's before decoding,
   their values against the classes (a value that is no class raises
   ``ImageReadError`` naming the file).
@@ -96,12 +87,14 @@ from segstudio.core.project_file import (
     ProjectDocument,
     ProjectError,
     ProjectFileError,
+    ProjectReadOnlyError,
     Status,
     dump_document,
     inside_root,
     is_project_text,
     is_readable_project_file,
     label_name_for,
+    project_root,
     read_document,
     safe_relpath,
 )
@@ -116,10 +109,6 @@ __all__ = [
     "ProjectFileError", "ProjectLockedError", "ProjectReadOnlyError", "RefreshResult", "Status", "default_classes",
     "safe_relpath",
 ]
-
-class ProjectReadOnlyError(ProjectError):
-    """A change asked of a project opened read-only (or closed); nothing was changed."""
-
 
 def default_classes() -> ClassTable:
     """``background`` and ``foreground``: the smallest table a network can be trained on."""
@@ -173,19 +162,7 @@ class Project:
         refuses changes (``read_only_reason`` says why, in their messages).
         Raises :class:`ProjectError` / :class:`ProjectFileError`.
         """
-        p = Path(path)
-        if p.is_file() and p.suffix.lower() != ".json":
-            raise ProjectError(f"{p} is a file; open the folder that holds the images, or its {PROJECT_FILE}")
-        if p.is_file() or p.suffix.lower() == ".json":
-            if p.name != PROJECT_FILE:
-                raise ProjectError(f"{p} is not a project file ({PROJECT_FILE}); open the project folder instead")
-            if not p.is_file() and not from_backup:
-                raise ProjectError(f"{p} does not exist")
-            root = p.parent
-        elif p.is_dir():
-            root = p
-        else:
-            raise ProjectError(f"{p} does not exist; choose a folder of images or a segstudio.json")
+        root = project_root(Path(path), from_backup)
         file = root / PROJECT_FILE
         if read_only:
             return cls._open_read_only(root, from_backup, read_only_reason)

@@ -114,6 +114,29 @@ def safe_relpath(text: object, what: str = "path") -> str:
     return "/".join(parts)
 
 
+class ProjectReadOnlyError(ProjectError):
+    """A change asked of a project opened read-only (or closed); nothing was changed."""
+
+
+def project_root(p: Path, from_backup: bool = False) -> Path:
+    """The project folder that ``p`` names: the folder itself, or the folder of its ``segstudio.json``.
+
+    ``ProjectError`` for another file, or a path that does not exist (the file may be missing when
+    ``from_backup``: its backup is opened).
+    """
+    if p.is_file() and p.suffix.lower() != ".json":
+        raise ProjectError(f"{p} is a file; open the folder that holds the images, or its {PROJECT_FILE}")
+    if p.is_file() or p.suffix.lower() == ".json":
+        if p.name != PROJECT_FILE:
+            raise ProjectError(f"{p} is not a project file ({PROJECT_FILE}); open the project folder instead")
+        if not p.is_file() and not from_backup:
+            raise ProjectError(f"{p} does not exist")
+        return p.parent
+    if p.is_dir():
+        return p
+    raise ProjectError(f"{p} does not exist; choose a folder of images or a segstudio.json")
+
+
 class OutsideProjectError(ProjectError):
     """A path the project would read or write resolves (through a symbolic link) outside the project folder."""
 
