@@ -27,7 +27,7 @@ from typing import Any, Literal, cast
 
 from segstudio.core import safe_json
 from segstudio.core.classes import ClassTable
-from segstudio.core.regular_file import read_regular_text
+from segstudio.core.regular_file import describe_mode, read_regular_text
 
 Status = Literal["unlabelled", "predicted", "corrected", "reviewed"]
 STATUSES: tuple[Status, ...] = ("unlabelled", "predicted", "corrected", "reviewed")
@@ -134,6 +134,8 @@ def project_root(p: Path, from_backup: bool = False) -> Path:
         return p.parent
     if p.is_dir():
         return p
+    if p.exists():  # a FIFO, a device, a socket
+        raise ProjectError(f"{p} is {describe_mode(p.stat().st_mode)}; choose a folder of images or a segstudio.json")
     raise ProjectError(f"{p} does not exist; choose a folder of images or a segstudio.json")
 
 
