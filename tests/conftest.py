@@ -24,6 +24,24 @@ REPO = Path(__file__).resolve().parents[1]
 # ONNX exports made by the tests go to a cache of their own, not the user's ~/.cache
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="segstudio-test-cache-")
 
+try:  # property tests write nothing into the checkout (it may be read-only): no example database, caches in /tmp
+    import tempfile
+
+    from hypothesis import settings as _hypothesis_settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "segstudio-hypothesis")
+    _hypothesis_settings.register_profile("segstudio", database=None, deadline=None)
+    _hypothesis_settings.load_profile("segstudio")
+except ImportError:  # hypothesis is in the test extra; without it only the property tests cannot run
+    pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Error logs of the CLI and the app go to a temporary folder, never the user's (segstudio.logs)."""
+    os.environ["SEGSTUDIO_LOG_DIR"] = str(tmp_path_factory.mktemp("logs"))
+
 
 def data_root() -> Path:
     return Path(os.environ.get("SEGSTUDIO_DATA", REPO.parent / "shared" / "data")).resolve()

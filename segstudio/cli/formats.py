@@ -131,13 +131,15 @@ def _progress_printer(verb: str) -> Callable[[Progress], None] | None:
     return show
 
 
-def _open_project(path: Path, recursive: bool = False, create: bool = True) -> Project:
+def _open_project(path: Path, recursive: bool = False, create: bool = True, read_only: bool = False) -> Project:
+    """The project at ``path``: for writing (its lock taken: another window or command holding it is an
+    error naming the holder), or ``read_only`` (no lock: an export reads a project open in the app)."""
     from segstudio.core.project import PROJECT_FILE, Project, ProjectError
 
     if not create and path.is_dir() and not (path / PROJECT_FILE).exists():
         raise CliError(f"{path} is not a project (no {PROJECT_FILE}); open it in the app or import labels first")
     try:
-        return Project.open(path, recursive=recursive)
+        return Project.open(path, recursive=recursive, read_only=read_only, program="segstudio import")
     except ProjectError as exc:
         raise CliError(str(exc)) from None
 
@@ -153,10 +155,10 @@ def _project_with_copies(root: Path, images: Path, recursive: bool) -> Project:
         raise CliError(f"--images: no images in {images}")
     try:
         if (root / PROJECT_FILE).exists():
-            project = Project.open(root)
+            project = Project.open(root, program="segstudio import")
             project.add_images(found, copy_outside=True)
             return project
-        return Project.create(root, images=found, copy_outside=True)
+        return Project.create(root, images=found, copy_outside=True, program="segstudio import")
     except ProjectError as exc:
         raise CliError(str(exc)) from None
 
@@ -226,7 +228,7 @@ def run_export(args: argparse.Namespace) -> int:
     from segstudio.core.formats import ExportOptions, FormatError, get_format
     from segstudio.core.masks import parse_class_ref
 
-    project = _open_project(args.project, create=False)
+    project = _open_project(args.project, create=False, read_only=True)
     exclude: set[int] = set()
     for name in args.exclude:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="a network option (repeatable), e.g. --option base_width=32")
     p.add_argument("--strict", action="store_true", help="refuse unless every tensor matches exactly")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .safetensors file to write")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists (refused without this)")
     p.set_defaults(handler=run)
 
 
@@ -49,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".safetensors":
         raise CliError(f"the output file should end in .safetensors, got {out.name}")
+    if out.is_dir():
+        raise CliError(f"{out} is a folder; name the .safetensors file to write")
+    if os.path.lexists(out) and not args.force:
+        raise CliError(f"{out} already exists; choose another name, or pass --force to replace it")
     names = [n.strip() for n in args.classes.split(",") if n.strip()]
     try:
         model, card, report = import_checkpoint(args.checkpoint, args.arch, names, in_channels=args.in_channels,

@@ -40,6 +40,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recursive", action="store_true", help="also segment images in sub-folders")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="segment images again even if their outputs exist")
+    p.add_argument("--overwrite", action="store_true",
+                   help="when OUT holds results of another model, segment those images again with this one "
+                        "(refused without it, so that OUT never mixes two models' results)")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="images per network call (default: 16 on CUDA, 1 on CPU)")
     p.add_argument("--tile-size", type=int, metavar="PX",
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--actors applies to a run on Ray: add --ray")
     names = [n.strip() for n in args.classes.split(",")] if args.classes else None
     options = BatchOptions(overlay=args.overlay, masks_per_class=args.masks_per_class, recursive=args.recursive,
-                           tta=args.tta, resume=args.resume, batch_size=args.batch_size,
+                           tta=args.tta, resume=args.resume, overwrite=args.overwrite, batch_size=args.batch_size,
                            decode_workers=args.workers, encode_workers=args.workers)
     cancel = CancelToken()
     events = _on_ray(args, names, options, cancel) if args.ray is not None else _here(args, names, options, cancel)

@@ -121,7 +121,10 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="output folder: the new model, log, curves and checkpoint (default runs/train; with "
                         "--project, the model goes into the project)")
     h.add_argument("--name", help="file stem of the new model")
-    h.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    h.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT/checkpoint.pt (says so when there is none and a new run starts)")
+    h.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="write OUTPUT/checkpoint.pt this often (default 300)")
     h.add_argument("--json", action="store_true", help="print every event as a JSON line")
     h.add_argument("--nproc", type=int, metavar="N",
                    help="train with N processes on this machine, through torchrun (DDP: gloo on the CPU, NCCL on "
@@ -267,7 +270,8 @@ def build_config(args: argparse.Namespace, init: Path | None = None, network: st
               "ema_decay": args.ema, "freeze_encoder_steps": args.freeze_encoder_steps, "batchnorm": args.bn,
               "val_every_epochs": args.val_every, "val_every_s": args.val_every_seconds,
               "early_stopping_patience": args.early_stop, "device": args.device, "precision": args.precision,
-              "threads": args.threads, "workers": args.workers, "seed": args.seed, "model_name": args.name}
+              "threads": args.threads, "workers": args.workers, "seed": args.seed, "model_name": args.name,
+              "checkpoint_every_s": args.checkpoint_every}
     for key, value in simple.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -328,7 +332,7 @@ def run_train(args: argparse.Namespace) -> int:
     from segstudio.training.data import DataError
     from segstudio.training.distributed import leave_process_group
     from segstudio.training.engine import train
-    from segstudio.training.outputs import CheckpointError
+    from segstudio.training.outputs import CHECKPOINT_NAME, CheckpointError
     from segstudio.zoo import BadOptionError, UnknownNetworkError
 
     init, network = resolve_model(args.model)
@@ -338,6 +342,10 @@ def run_train(args: argparse.Namespace) -> int:
         from segstudio.workspace.versions import versions_dir
 
         cfg.model_dir = str(versions_dir(args.project))
+    if args.checkpoint_every is not None and args.checkpoint_every <= 0:
+        raise CliError(f"--checkpoint-every takes a number of seconds above 0, got {args.checkpoint_every:g}")
+    if args.resume and not (args.output / CHECKPOINT_NAME).is_file():
+        print(f"--resume: no checkpoint in {args.output}; starting a new run", file=sys.stderr, flush=True)
     if args.nproc is not None and not args.distributed:  # the launcher: torchrun runs this command N times
         return _launch(args, cfg)
     dist = _join(args, cfg)
@@ -449,6 +457,8 @@ def run_eval(args: argparse.Namespace) -> int:
     width = max(len(c) for c in classes) + 2
     print(f"{args.model}: {len(data.train)} images from {args.images}" +
           (f" ({len(data.skipped)} skipped)" if data.skipped else ""))
+    for reason in data.skipped:  # each "file: why"
+        print(f"  skipped {reason}", file=sys.stderr)
     print(f"{'class':<{width}} IoU")
     for name, iou in result["per_class_iou"].items():
         print(f"{name:<{width}} {'-' if iou is None else f'{iou:.4f}'}")

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.regular_file import NotRegularFileError, open_regular, read_regular_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -33,6 +34,13 @@ DEFAULT_MAX_PIXELS = 250_000_000
 
 Override with the environment variable ``SEGSTUDIO_MAX_PIXELS``.
 """
+
+PLAUSIBLE_PIXELS_PER_BYTE = {"jpeg": 1_000, "webp": 20_000}
+"""The most pixels one byte of a JPEG or WebP file is taken to hold (a solid-colour 4000×4000 image reaches 85
+as JPEG and 23 600 as lossless WebP; photos and scans stay below 50). Their decoders allocate the size the
+header claims and fill in what the data lacks, so a 700-byte file claiming 15000×15000 pixels took 2.2 GB
+(JPEG) or 3.9 GB (WebP); it is refused by this bound first. PNG, TIFF and BMP decoders stop at the missing data;
+an image whose data really holds that many pixels is bounded by the pixel limit (:data:`DEFAULT_MAX_PIXELS`)."""
 
 _EXIF_ORIENTATION = 0x0112
 
@@ -104,12 +112,16 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def list_images(folder: Path | str, recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` (by suffix, case-insensitive), sorted, hidden files skipped."""
+    """Image files in ``folder`` (by suffix, case-insensitive), sorted, hidden files skipped.
+
+    A FIFO or device with an image's name is listed too (not folders, not broken
+    links): reading it then fails with a clear reason instead of it silently not counting.
+    """
     root = Path(folder)
     it: Iterable[Path] = root.rglob("*") if recursive else root.iterdir()
     found = [
         p for p in it
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.exists() and not p.is_dir()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(found)
@@ -117,11 +129,11 @@ def list_images(folder: Path | str, recursive: bool = False) -> list[Path]:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        data = read_regular_bytes(path)
     except FileNotFoundError:
         raise ImageReadError(path, "the file does not exist") from None
-    except IsADirectoryError:
-        raise ImageReadError(path, "it is a folder, not an image file") from None
+    except NotRegularFileError as exc:
+        raise ImageReadError(path, f"{exc.strerror}; segstudio reads images from regular files only") from None
     except OSError as exc:
         raise ImageReadError(path, exc.strerror or str(exc)) from None
     if not data:
@@ -378,6 +390,12 @@ def _read_image(p: Path, limit_pixels: int | None) -> LoadedImage:
         )
     if w < 1 or h < 1:
         raise ImageReadError(p, f"the image has no pixels ({w}×{h})")
+    per_byte = PLAUSIBLE_PIXELS_PER_BYTE.get(fmt)
+    if per_byte is not None and w * h > per_byte * len(data):
+        raise ImageReadError(
+            p, f"the file is {len(data)} bytes, too small for the {w}×{h} pixels its header claims (a "
+               f"{fmt.upper()} file holds at most {per_byte} pixels per byte): it is damaged or not what it says"
+        )
     notes: list[str] = []
     if fmt == "png":
         arr = _decode_png(p, data, notes)
@@ -407,40 +425,74 @@ def _read_image(p: Path, limit_pixels: int | None) -> LoadedImage:
 def image_size(path: Path | str) -> tuple[int, int]:
     """(height, width) from the header alone, after EXIF orientation."""
     p = Path(path)
-    return _guarded(p, "read the image header", lambda: _image_size(p))
+    w, h, orientation = _guarded(p, "read the image header", lambda: _header_of(p))
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
-def _image_size(p: Path) -> tuple[int, int]:
+def stored_size(path: Path | str) -> tuple[int, int]:
+    """(height, width) as stored in the header (no EXIF orientation): the size a mask file decodes to."""
+    p = Path(path)
+    w, h, _ = _guarded(p, "read the image header", lambda: _header_of(p))
+    return h, w
+
+
+def _header_of(p: Path) -> tuple[int, int, int]:
     try:
-        with open(p, "rb") as fh:
+        with open_regular(p) as fh:
             head = fh.read(64 * 1024)
     except OSError as exc:
         raise ImageReadError(p, exc.strerror or str(exc)) from None
     fmt = sniff_format(head[:16])
     if fmt is None:
-        raise ImageReadError(p, "not a supported image")
+        if not head:
+            raise ImageReadError(p, "the file is empty (0 bytes)")
+        raise ImageReadError(p, f"not a supported image (PNG, JPEG, BMP, TIFF or WebP): {_describe_head(head)}")
     try:
-        w, h, orientation = _header(p, _read_bytes(p) if fmt == "tiff" else head, fmt)
+        return _header(p, _read_bytes(p) if fmt == "tiff" else head, fmt)
     except ImageReadError:
         # A large metadata block (EXIF thumbnails, ICC profile) can push the size past the first 64 KiB.
-        w, h, orientation = _header(p, _read_bytes(p), fmt)
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+        return _header(p, _read_bytes(p), fmt)
 
 
-def read_mask(path: Path | str) -> np.ndarray:
-    """Read an index-mask PNG (uint8 or uint16; palette PNGs give their indices, not colours)."""
+def read_mask(path: Path | str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an index-mask PNG (uint8 or uint16; palette PNGs give their indices, not colours).
+
+    The size in the PNG header is checked before any pixel is decoded: against
+    ``shape`` (height, width), the image the mask belongs to, when given, and
+    always against the pixel limit (:func:`max_pixels`), so a small file that
+    claims to be a giant mask is refused instead of allocated.
+    """
     p = Path(path)
-    return _guarded(p, "decode the mask", lambda: _read_mask(p))
+    return _guarded(p, "decode the mask", lambda: _read_mask(p, shape))
 
 
-def _read_mask(p: Path) -> np.ndarray:
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR chunk, or None when the bytes do not start with one."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+
+
+def _read_mask(p: Path, shape: tuple[int, int] | None) -> np.ndarray:
     data = _read_bytes(p)
     if sniff_format(data[:16]) != "png":
         raise ImageReadError(p, f"a label mask must be a PNG file: {_describe_head(data)}")
+    size = png_size(data)
+    if size is None:
+        raise ImageReadError(p, "the PNG header is truncated or corrupt")
+    h, w = size
+    if shape is not None and size != tuple(shape):
+        raise ImageReadError(p, f"the mask is {w}×{h} but its image is {shape[1]}×{shape[0]}")
+    limit = max_pixels()
+    if h * w > limit:
+        raise ImageReadError(p, f"the mask is {w}×{h} ({w * h / 1e6:.0f} Mpx), more than the limit of "
+                                f"{limit / 1e6:.0f} Mpx (set SEGSTUDIO_MAX_PIXELS to allow more)")
+    if h < 1 or w < 1:
+        raise ImageReadError(p, f"the mask has no pixels ({w}×{h})")
     color_type = data[25] if len(data) > 25 else -1
     if color_type == 3:
         try:
-            with Image.open(io.BytesIO(data)) as im:
+            with _without_pil_pixel_limit(), Image.open(io.BytesIO(data)) as im:
                 return np.array(im)
         except (OSError, ValueError) as exc:
             raise ImageReadError(p, f"the PNG data is truncated or corrupt ({exc})") from None

@@ -16,8 +16,15 @@ Decisions (the contract other modules rely on):
   (absolute, ``..``) is refused when the file is read. Images outside the
   folder are refused by :meth:`Project.add_images` unless ``copy_outside=True``,
   which copies them into ``images/`` (never moving or changing the originals).
-  The check is on the path as written (no symlink resolution), so a symlinked
-  image folder inside the project works.
+  For images the check is on the path as written, so a symlinked image folder
+  inside the project works (images are only ever read).
+* **The project's own files** (project file, backup, lock, labels, predictions,
+  uncertainty, staging, copies) are read and written only where their path, links
+  resolved, lies inside the folder (:meth:`Project.inside`, else
+  :class:`OutsideProjectError`); only regular files are read.
+* **One writer.** Opening for writing takes the lock (:mod:`segstudio.core.project_lock`;
+  :class:`ProjectLockedError` names another holder); ``read_only=True`` refuses every
+  change (:class:`ProjectReadOnlyError`). :meth:`Project.close` releases the lock.
 * **Label names** mirror the image's sub-folder: ``sub/a.jpg`` → ``labels/sub/a.png``.
   When that name is taken (``a.jpg`` and ``a.png`` side by side, or ``A.jpg`` on
   a case-insensitive disk) the image's full name is used: ``labels/sub/a.png.png``,
@@ -33,41 +40,41 @@ Decisions (the contract other modules rely on):
   usable one; ``Project.open(path, from_backup=True)`` then opens the backup and
   moves the broken file aside (``segstudio.json.corrupt``), so nothing is
   silently replaced. A file from a newer segstudio is refused, not downgraded.
-* **Class changes** that rewrite masks (merging, crossing the 254-class uint8
-  limit) are staged: rewritten masks go to ``.segstudio-staging/`` first, then the
-  project file records the new classes, then the files are moved in. A crash at
-  any point leaves old classes with old masks or new classes with new masks;
-  opening the project finishes an interrupted move.
+* **Class changes are transactional.** Those that rewrite masks are staged
+  (:mod:`segstudio.core.staged_remap`): old classes with old masks or new with new,
+  whatever fails or crashes; a failed commit rolls back in memory and on disk.
+* **Loaded masks are checked**: their size against the image's before decoding,
+  their values against the classes (a value that is no class raises
+  ``ImageReadError`` naming the file).
 
 Thread safety: every method that changes the project or writes files holds one
 re-entrant lock, so the GUI may save labels from a worker thread while the UI
 thread reads. Reads of ``images``/``classes`` return snapshots and do not block.
-Two processes writing the same project are not coordinated (last save wins,
-each file stays whole).
+Processes are kept apart by the project lock (one writer; readers open
+read-only). What survives a crash is described in docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import threading
-import time
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segstudio.core import staged_remap
 from segstudio.core.atomic import SaveError, atomic_write_bytes
 from segstudio.core.classes import ClassTable, mask_dtype
-from segstudio.core.image_io import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, read_mask, write_mask
-from segstudio.core.masks import MaskError, check_mask, remap_lut, to_mask_dtype
+from segstudio.core.image_io import ImageReadError, image_size, list_images, read_mask, write_mask
+from segstudio.core.masks import MaskError, check_mask, remap_lut
 from segstudio.core.project_file import (
     BACKUP_SUFFIX,
-    COPIED_IMAGES_DIR,
     LABELS_DIR,
+    LOCK_FILE,
     PREDICTIONS_DIR,
     PROJECT_FILE,
     RESERVED_DIRS,
@@ -76,28 +83,32 @@ from segstudio.core.project_file import (
     STATUSES,
     UNCERTAINTY_DIR,
     ImageEntry,
+    OutsideProjectError,
     ProjectDocument,
     ProjectError,
     ProjectFileError,
+    ProjectReadOnlyError,
     Status,
     dump_document,
+    inside_root,
     is_project_text,
     is_readable_project_file,
     label_name_for,
+    project_root,
     read_document,
     safe_relpath,
-    walk_files,
 )
+from segstudio.core.project_images import copy_image_in, split_image_paths
+from segstudio.core.project_lock import ProjectLock, ProjectLockedError, acquire
+from segstudio.core.project_upkeep import STALE_TEMP_AGE_S, reconcile_statuses, remove_temporaries
+from segstudio.core.regular_file import read_regular_text
 
 __all__ = [
-    "BACKUP_SUFFIX", "LABELS_DIR", "PREDICTIONS_DIR", "PROJECT_FILE", "SCHEMA_VERSION", "STAGING_DIR", "STATUSES",
-    "UNCERTAINTY_DIR", "ImageEntry", "Project", "ProjectError", "ProjectFileError", "RefreshResult", "Status",
-    "default_classes", "safe_relpath",
+    "BACKUP_SUFFIX", "LABELS_DIR", "LOCK_FILE", "PREDICTIONS_DIR", "PROJECT_FILE", "SCHEMA_VERSION", "STAGING_DIR",
+    "STATUSES", "UNCERTAINTY_DIR", "ImageEntry", "OutsideProjectError", "Project", "ProjectError",
+    "ProjectFileError", "ProjectLockedError", "ProjectReadOnlyError", "RefreshResult", "Status", "default_classes",
+    "safe_relpath",
 ]
-
-STALE_TEMP_AGE_S = 600.0
-"""Temporary files of interrupted saves older than this are removed when a project is opened."""
-
 
 def default_classes() -> ClassTable:
     """``background`` and ``foreground``: the smallest table a network can be trained on."""
@@ -125,6 +136,8 @@ class Project:
         self._lock = threading.RLock()
         self._saved_text: str | None = None
         self._pending_remap = False  # True between committing new classes and moving staged masks in
+        self._read_only_reason: str | None = None
+        self._release: Callable[[], None] | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -133,50 +146,70 @@ class Project:
         return self.root / PROJECT_FILE
 
     @classmethod
-    def open(cls, path: Path | str, recursive: bool = False, from_backup: bool = False) -> Project:
+    def open(cls, path: Path | str, recursive: bool = False, from_backup: bool = False,
+             read_only: bool = False, program: str = "segstudio", read_only_reason: str = "opened read-only"
+             ) -> Project:
         """Open a project folder, its ``segstudio.json``, or a plain folder of images.
 
         A plain folder (no ``segstudio.json``) becomes a project around its images
         (sub-folders too with ``recursive=True``): ``segstudio.json`` is written
         there and the images are not touched. ``from_backup=True`` opens
         ``segstudio.json.bak`` and moves the current file aside first.
+
+        Opening for writing takes the project's lock (``program`` names this
+        process in it) and raises :class:`ProjectLockedError` when another
+        process holds it; ``read_only=True`` takes no lock, writes nothing and
+        refuses changes (``read_only_reason`` says why, in their messages).
         Raises :class:`ProjectError` / :class:`ProjectFileError`.
         """
-        p = Path(path)
-        if p.is_file() and p.suffix.lower() != ".json":
-            raise ProjectError(f"{p} is a file; open the folder that holds the images, or its {PROJECT_FILE}")
-        if p.is_file() or p.suffix.lower() == ".json":
-            if p.name != PROJECT_FILE:
-                raise ProjectError(f"{p} is not a project file ({PROJECT_FILE}); open the project folder instead")
-            if not p.is_file() and not from_backup:
-                raise ProjectError(f"{p} does not exist")
-            root = p.parent
-        elif p.is_dir():
-            root = p
-        else:
-            raise ProjectError(f"{p} does not exist; choose a folder of images or a segstudio.json")
+        root = project_root(Path(path), from_backup)
         file = root / PROJECT_FILE
+        if read_only:
+            return cls._open_read_only(root, from_backup, read_only_reason)
+        lock = acquire(root, program)
+        try:
+            if from_backup:
+                return cls._open_backup(root, lock)
+            if not file.exists():
+                return cls._create_locked(root, None, None, recursive, False, lock)
+            project = cls._load(file)
+            project._hold(lock)
+            project._finish_staged_remap()
+            project._reconcile()
+            project._remove_temporaries(everything=lock is None or lock.first)
+            return project
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @classmethod
+    def _open_read_only(cls, root: Path, from_backup: bool, reason: str) -> Project:
         if from_backup:
-            return cls._open_backup(root)
-        if not file.exists():
-            return cls.create(root, recursive=recursive)
-        project = cls._load(file)
-        project._finish_staged_remap()
+            raise ProjectError("opening the backup rewrites the project file; it cannot be done read-only")
+        file = root / PROJECT_FILE
+        if file.exists():
+            inside_root(root, file, "project file")
+            project = cls._load(file)
+        else:  # a plain folder of images: a project in memory, nothing written
+            project = cls(root, default_classes(), [])
+            project._add_rel(project._scan())
+        project._read_only_reason = reason
         project._reconcile()
-        project._remove_stale_temporaries()
         return project
 
     @classmethod
     def create(cls, root: Path | str, images: Iterable[Path | str] | None = None,
                classes: ClassTable | None = None, recursive: bool = False,
-               copy_outside: bool = False) -> Project:
-        """Create a project in ``root`` (made if missing) and save it.
+               copy_outside: bool = False, program: str = "segstudio") -> Project:
+        """Create a project in ``root`` (made if missing), save it and hold its lock.
 
         ``images``: the images to include (default: those in ``root``, found by
         suffix). Images outside ``root`` are refused unless ``copy_outside``,
         which copies them into ``root/images/``. ``classes`` defaults to
         :func:`default_classes`. Raises :class:`ProjectError` if ``root`` already
-        holds a project or cannot be written.
+        holds a project or cannot be written, :class:`ProjectLockedError` if
+        another process is creating or has it open.
         """
         root_path = Path(root)
         if (root_path / PROJECT_FILE).exists():
@@ -185,16 +218,31 @@ class Project:
             root_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ProjectError(f"cannot create the project folder {root_path}: {exc.strerror or exc}") from None
-        project = cls(root_path, classes if classes is not None else default_classes(), [], recursive)
+        lock = acquire(root_path, program)
+        try:
+            return cls._create_locked(root_path, images, classes, recursive, copy_outside, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @classmethod
+    def _create_locked(cls, root: Path, images: Iterable[Path | str] | None, classes: ClassTable | None,
+                       recursive: bool, copy_outside: bool, lock: ProjectLock | None) -> Project:
+        if (root / PROJECT_FILE).exists():  # checked again under the lock: another process may have won
+            raise ProjectError(f"{root} already holds a project ({PROJECT_FILE}); open it instead")
+        project = cls(root, classes if classes is not None else default_classes(), [], recursive)
+        project._hold(lock)
         if images is None:
             project._add_rel(project._scan())
         else:
             project.add_images(images, copy_outside=copy_outside)
         try:
             project.save()
-        except SaveError as exc:
+        except (SaveError, OutsideProjectError) as exc:
+            reason = exc.reason if isinstance(exc, SaveError) else str(exc)
             raise ProjectError(
-                f"cannot create a project in {root_path} ({exc.reason}); choose a project folder you can "
+                f"cannot create a project in {root} ({reason}); choose a project folder you can "
                 "write to (images outside it are copied in with copy_outside=True), or make the folder writable"
             ) from None
         return project
@@ -203,24 +251,25 @@ class Project:
     def _load(cls, file: Path, backup_hint: bool = True) -> Project:
         backup = file.with_name(file.name + BACKUP_SUFFIX) if file.name == PROJECT_FILE else None
         usable = backup if backup_hint and backup is not None and is_readable_project_file(backup) else None
-        text, doc = read_document(file, usable)
+        text, doc = read_document(inside_root(file.parent, file, "project file"), usable)
         project = cls(file.parent, doc.classes, doc.entries, doc.recursive)
         project._pending_remap = doc.staged_remap
         project._saved_text = text
         return project
 
     @classmethod
-    def _open_backup(cls, root: Path) -> Project:
+    def _open_backup(cls, root: Path, lock: ProjectLock | None) -> Project:
         file = root / PROJECT_FILE
         backup = root / (PROJECT_FILE + BACKUP_SUFFIX)
         if not backup.is_file():
             raise ProjectError(f"there is no backup {backup} to open")
         project = cls._load(backup, backup_hint=False)
         project.root = root
+        project._hold(lock)
         if file.exists():
             aside = root / (PROJECT_FILE + ".corrupt")
             try:
-                os.replace(file, aside)
+                os.replace(project.inside(file, "project file"), project.inside(aside, "project file"))
             except OSError as exc:
                 raise ProjectError(f"cannot move the broken {file} aside: {exc.strerror or exc}") from None
         project._saved_text = None
@@ -228,6 +277,48 @@ class Project:
         project._finish_staged_remap()
         project._reconcile()
         return project
+
+    def _hold(self, lock: ProjectLock | None) -> None:
+        # The lock goes with this object: released by close(), or when the object is collected.
+        self._release = weakref.finalize(self, lock.release) if lock is not None else None
+
+    # ------------------------------------------------------ read-only, closing, paths
+
+    @property
+    def read_only(self) -> bool:
+        """True when the project was opened read-only (or closed): every change raises ProjectReadOnlyError."""
+        return self._read_only_reason is not None
+
+    @property
+    def read_only_reason(self) -> str | None:
+        return self._read_only_reason
+
+    def close(self) -> None:
+        """Release the project's lock; the object stays readable but refuses changes. Idempotent."""
+        with self._lock:
+            if self._release is not None:
+                self._release()
+                self._release = None
+            if self._read_only_reason is None:
+                self._read_only_reason = "closed"
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_writable(self) -> None:
+        if self._read_only_reason is not None:
+            raise ProjectReadOnlyError(f"the project {self.root} is {self._read_only_reason}; nothing was changed")
+
+    def inside(self, path: Path, what: str = "file") -> Path:
+        """``path`` resolved (symbolic links included), when it lies inside the project folder.
+
+        Every read and write of the project's own files goes through this; raises
+        :class:`OutsideProjectError` for a path that a link leads outside.
+        """
+        return inside_root(self.root, path, what)
 
     # --------------------------------------------------------------- contents
 
@@ -273,22 +364,37 @@ class Project:
     def load_label(self, entry: ImageEntry | str) -> np.ndarray | None:
         """The user's label mask (H×W, uint8 or uint16 per the class count), or None if there is none.
 
-        Raises ``ImageReadError`` when the file exists but is unreadable.
+        Raises ``ImageReadError`` naming the file when it exists but is unreadable,
+        is not the image's size (checked before decoding) or holds a value that is
+        no class; ``OutsideProjectError`` when a link leads it outside the project.
         """
-        return self._load_mask(self.label_path(entry))
+        return self._load_mask(LABELS_DIR, self.entry(entry))
 
     def load_prediction(self, entry: ImageEntry | str) -> np.ndarray | None:
-        """The stored prediction mask, or None."""
-        return self._load_mask(self.prediction_path(entry))
+        """The stored prediction mask, or None (checked like :meth:`load_label`)."""
+        return self._load_mask(PREDICTIONS_DIR, self.entry(entry))
 
-    def _load_mask(self, path: Path) -> np.ndarray | None:
-        if not path.exists():
+    def _load_mask(self, folder: str, e: ImageEntry) -> np.ndarray | None:
+        path = self.root / folder / e.label_name
+        if self._pending_remap and self.read_only:
+            # Another process is moving the masks of a class change in; the staged copy is the current one.
+            staged = staged_remap.staged_path(self.root, folder, e.label_name)
+            if os.path.lexists(staged):
+                path = staged
+        if not os.path.lexists(path):
             return None
-        mask = read_mask(path)
         try:
-            return to_mask_dtype(mask, len(self._classes))
-        except MaskError as exc:
+            real = self.inside(path, "mask")
+        except OutsideProjectError as exc:  # reported like any unreadable mask: named, and left alone
             raise ImageReadError(path, str(exc)) from None
+        try:
+            mask = read_mask(real, self._shape_or_none(e))
+        except ImageReadError as exc:
+            raise ImageReadError(path, exc.reason) from None
+        try:
+            return check_mask(mask, len(self._classes))
+        except MaskError as exc:
+            raise ImageReadError(path, f"{exc}; fix or delete this file") from None
 
     def save_label(self, entry: ImageEntry | str, mask: np.ndarray, status: Status = "corrected",
                    check_shape: bool = True) -> None:
@@ -303,27 +409,34 @@ class Project:
             raise ValueError(f"a saved label has status corrected or reviewed, not {status!r}")
         e = self.entry(entry)
         with self._lock:
+            self._check_writable()
             mask = check_mask(mask, len(self._classes), self._shape_or_none(e) if check_shape else None)
-            path = self.label_path(e)
-            self._ensure_dir(path.parent)
-            write_mask(path, mask)
+            self._write_mask(self.label_path(e), mask)
             e.status = status
 
     def save_prediction(self, entry: ImageEntry | str, mask: np.ndarray, check_shape: bool = True) -> None:
         """Write a prediction atomically; an unlabelled image becomes ``predicted`` (labels are kept)."""
         e = self.entry(entry)
         with self._lock:
+            self._check_writable()
             mask = check_mask(mask, len(self._classes), self._shape_or_none(e) if check_shape else None)
-            path = self.prediction_path(e)
-            self._ensure_dir(path.parent)
-            write_mask(path, mask)
+            self._write_mask(self.prediction_path(e), mask)
             if e.status == "unlabelled":
                 e.status = "predicted"
+
+    def _write_mask(self, path: Path, mask: np.ndarray) -> None:
+        # A class change whose masks are not all moved in yet is finished first: a mask written now must
+        # never be overwritten later by its stale staged copy.
+        self._finish_staged_remap()
+        real = self.inside(path, "mask")
+        self._ensure_dir(real.parent)
+        write_mask(real, mask)
 
     def accept_prediction(self, entry: ImageEntry | str) -> None:
         """Copy the prediction into the label (status ``corrected``); ``ProjectError`` if there is none."""
         e = self.entry(entry)
         with self._lock:
+            self._check_writable()
             mask = self.load_prediction(e)
             if mask is None:
                 raise ProjectError(f"{e.path} has no prediction to accept")
@@ -333,8 +446,11 @@ class Project:
         """Remove the label file; the status falls back to ``predicted`` or ``unlabelled``."""
         e = self.entry(entry)
         with self._lock:
+            self._check_writable()
+            self._finish_staged_remap()
             path = self.label_path(e)
             try:
+                self.inside(path.parent, "labels folder")
                 path.unlink()
             except FileNotFoundError:
                 pass
@@ -349,6 +465,7 @@ class Project:
             raise ValueError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
         e = self.entry(entry)
         with self._lock:
+            self._check_writable()
             has_label = self.label_path(e).exists()
             if status in ("corrected", "reviewed") and not has_label:
                 raise ProjectError(f"{e.path} has no label; it cannot be {status}")
@@ -378,21 +495,38 @@ class Project:
         Renaming, recolouring and adding classes need no ``lut``; removing
         classes does (see :meth:`merge_classes`). Masks are rewritten (staged,
         crash-safe) when ``lut`` is given or the mask dtype changes (crossing 254
-        classes). The project file is saved.
+        classes). The project file is saved. The change is a transaction: when it
+        fails (``SaveError``, ``ProjectError``), the classes in memory and on disk
+        and every mask are as they were.
         """
         if len(table) < 1:
             raise ValueError("a project needs at least one class")
         with self._lock:
+            self._check_writable()
             old_n, new_n = len(self._classes), len(table)
             if lut is None and new_n < old_n:
                 raise ValueError("removing classes rewrites masks: pass a lookup table (see merge_classes)")
             if lut is None and mask_dtype(old_n) != mask_dtype(new_n):
                 lut = np.arange(min(old_n, new_n))
-            if lut is None:
-                self._classes = table
-                self.save()
-                return
-            self._remap_masks(table, remap_lut(np.asarray(lut), old_n, new_n))
+            full_lut = None if lut is None else remap_lut(np.asarray(lut), old_n, new_n)
+            self._finish_staged_remap()  # never stage a change over an unfinished one
+            old_classes = self._classes
+            if full_lut is not None:
+                staged_remap.stage_masks(self.root, old_n, full_lut, self.inside)
+            self._classes = table
+            self._pending_remap = full_lut is not None
+            text = dump_document(self.to_json())
+            try:
+                self.save()  # the commit point
+            except BaseException:
+                # An atomic save replaced the file or left it; the file says which.
+                if self._read_current() != text:
+                    self._classes = old_classes
+                    self._pending_remap = False
+                    if full_lut is not None:
+                        staged_remap.discard_staging(self.root, self.inside)
+                    raise
+            self._finish_staged_remap()
 
     def merge_classes(self, source: int, target: int) -> None:
         """Merge class ``source`` into ``target`` (later indices shift down), rewriting all masks."""
@@ -400,45 +534,13 @@ class Project:
             table, lut = self._classes.merged(source, target)
             self.set_classes(table, lut)
 
-    def _remap_masks(self, table: ClassTable, full_lut: np.ndarray) -> None:
-        staging = self.root / STAGING_DIR
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-        old_n = len(self._classes)
-        # 1. Every rewritten mask goes to the staging folder; the originals are untouched.
-        for folder in (LABELS_DIR, PREDICTIONS_DIR):
-            for rel in sorted(walk_files(self.root / folder)):
-                if not rel.endswith(".png"):
-                    continue
-                try:
-                    mask = to_mask_dtype(read_mask(self.root / folder / rel), old_n)
-                except (ImageReadError, MaskError) as exc:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise ProjectError(f"cannot rewrite {folder}/{rel}: {exc}; nothing was changed") from None
-                dest = staging / folder / rel
-                self._ensure_dir(dest.parent)
-                write_mask(dest, full_lut[mask])
-        # 2. The project file commits to the new classes; from here on opening finishes the move.
-        self._classes = table
-        self._pending_remap = True
-        self.save()
-        self._finish_staged_remap()
-
     def _finish_staged_remap(self) -> None:
-        staging = self.root / STAGING_DIR
-        if not self._pending_remap:
-            if staging.exists():  # left over from a crash before the commit: the old masks still hold
-                shutil.rmtree(staging, ignore_errors=True)
+        if self.read_only:
             return
-        for folder in (LABELS_DIR, PREDICTIONS_DIR):
-            for rel in sorted(walk_files(staging / folder)):
-                dest = self.root / folder / rel
-                self._ensure_dir(dest.parent)
-                try:
-                    os.replace(staging / folder / rel, dest)
-                except OSError as exc:
-                    raise SaveError(dest, exc.strerror or str(exc)) from None
-        shutil.rmtree(staging, ignore_errors=True)
+        if not self._pending_remap:
+            staged_remap.discard_staging(self.root, self.inside)  # left over from a crash before the commit
+            return
+        staged_remap.move_staged(self.root, self.inside)
         self._pending_remap = False
         self.save()
 
@@ -451,46 +553,16 @@ class Project:
         folder raises :class:`ProjectError`, or with ``copy_outside`` is copied
         into ``images/`` (its name made unique). Only image suffixes are accepted.
         """
-        rels: list[str] = []
-        outside: list[Path] = []
-        root_abs = Path(os.path.abspath(self.root))
-        for raw in paths:
-            p = Path(os.path.abspath(Path(self.root, raw)))
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ProjectError(f"{raw} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
-            try:
-                rel = p.relative_to(root_abs).as_posix()
-            except ValueError:
-                outside.append(p)
-                continue
-            if rel.split("/")[0] in RESERVED_DIRS:
-                raise ProjectError(f"{raw} lies in {rel.split('/')[0]}/, which the project keeps for its own files")
-            rels.append(rel)
+        self._check_writable()
+        rels, outside = split_image_paths(self.root, paths)
         if outside and not copy_outside:
             raise ProjectError(
                 f"{len(outside)} image(s) lie outside the project folder {self.root}, e.g. {outside[0]}; "
                 "choose a project folder that contains them, or copy them in (copy_outside=True)"
             )
         with self._lock:
-            for src in outside:
-                rels.append(self._copy_in(src))
+            rels += [copy_image_in(self.root, src, self.inside) for src in outside]
             return self._add_rel(rels)
-
-    def _copy_in(self, src: Path) -> str:
-        folder = self.root / COPIED_IMAGES_DIR
-        self._ensure_dir(folder)
-        try:
-            data = src.read_bytes()
-        except OSError as exc:
-            raise ProjectError(f"cannot copy {src}: {exc.strerror or exc}") from None
-        name, n = src.name, 1
-        while (folder / name).exists():
-            if (folder / name).read_bytes() == data:
-                return f"{COPIED_IMAGES_DIR}/{name}"  # the same image copied before
-            n += 1
-            name = f"{src.stem}-{n}{src.suffix}"
-        atomic_write_bytes(folder / name, data)
-        return f"{COPIED_IMAGES_DIR}/{name}"
 
     def _add_rel(self, rels: Iterable[str]) -> list[ImageEntry]:
         added: list[ImageEntry] = []
@@ -515,6 +587,7 @@ class Project:
     def refresh(self) -> RefreshResult:
         """Add images that appeared in the folder; report entries whose image file is gone (they are kept,
         with their labels, until :meth:`remove_image`)."""
+        self._check_writable()
         with self._lock:
             added = self._add_rel(self._scan())
             missing = [e for e in self._entries if not self.image_path(e).is_file()]
@@ -524,42 +597,16 @@ class Project:
         """Drop an image from the project; its files (image, label, prediction) stay on disk."""
         e = self.entry(entry)
         with self._lock:
+            self._check_writable()
             self._entries.remove(e)
             del self._by_path[e.path]
 
     def _reconcile(self) -> None:
-        # Files win over the stored status: a label written just before a crash is real work.
-        labels = {n.casefold() for n in walk_files(self.root / LABELS_DIR)}
-        predictions = {n.casefold() for n in walk_files(self.root / PREDICTIONS_DIR)}
-        for e in self._entries:
-            key = e.label_name.casefold()
-            if key in labels:
-                if e.status in ("unlabelled", "predicted"):
-                    e.status = "corrected"
-            elif key in predictions:
-                if e.status != "predicted":
-                    e.status = "predicted"
-            else:
-                e.status = "unlabelled"
+        reconcile_statuses(self.root, self._entries)
 
-    def _remove_stale_temporaries(self, max_age_s: float = STALE_TEMP_AGE_S) -> None:
-        # Temporaries of atomic writes (".<name>.<random>.tmp") outlive a crash or SIGKILL. They are
-        # never the only copy of anything; old ones cannot belong to a write still under way.
-        now = time.time()
-        folders = [self.root] + [self.root / d for d in (LABELS_DIR, PREDICTIONS_DIR, UNCERTAINTY_DIR,
-                                                          COPIED_IMAGES_DIR)]
-        for folder in folders:
-            if not folder.is_dir():
-                continue
-            walker = os.walk(folder) if folder != self.root else [(str(folder), [], os.listdir(folder))]
-            for dirpath, _dirs, names in walker:
-                for name in names:
-                    if not (name.startswith(".") and name.endswith(".tmp")):
-                        continue
-                    path = Path(dirpath) / name
-                    with contextlib.suppress(OSError):
-                        if now - path.stat().st_mtime > max_age_s:
-                            path.unlink()
+    def _remove_temporaries(self, everything: bool) -> None:
+        # Holding the lock first proves that no other writer exists: every temporary belongs to an ended one.
+        remove_temporaries(self.root, self.inside, 0.0 if everything else STALE_TEMP_AGE_S)
 
     # ----------------------------------------------------------------- saving
 
@@ -569,9 +616,11 @@ class Project:
     def save(self) -> None:
         """Write ``segstudio.json`` atomically, keeping the previous version as ``segstudio.json.bak``.
 
-        Nothing is written when the content is unchanged. Raises ``SaveError``.
+        Nothing is written when the content is unchanged. Raises ``SaveError``,
+        ``ProjectReadOnlyError`` for a read-only project.
         """
         with self._lock:
+            self._check_writable()
             text = dump_document(self.to_json())
             current = self._read_current()
             if current == text:
@@ -579,13 +628,14 @@ class Project:
                 return
             if current is not None and is_project_text(current):
                 # The backup is the last good version; a corrupt file never overwrites it.
-                atomic_write_bytes(self.root / (PROJECT_FILE + BACKUP_SUFFIX), current.encode("utf-8"))
-            atomic_write_bytes(self.file, text.encode("utf-8"))
+                backup = self.inside(self.root / (PROJECT_FILE + BACKUP_SUFFIX), "project backup")
+                atomic_write_bytes(backup, current.encode("utf-8"))
+            atomic_write_bytes(self.inside(self.file, "project file"), text.encode("utf-8"))
             self._saved_text = text
 
     def _read_current(self) -> str | None:
         try:
-            return self.file.read_text(encoding="utf-8")
+            return read_regular_text(self.inside(self.file, "project file"))
         except (OSError, UnicodeDecodeError):
             return None
 
@@ -596,7 +646,5 @@ class Project:
         return text != self._saved_text
 
     def __repr__(self) -> str:
-        return f"Project({str(self.root)!r}, {len(self._entries)} images, {len(self._classes)} classes)"
-
-
-
+        ro = ", read-only" if self.read_only else ""
+        return f"Project({str(self.root)!r}, {len(self._entries)} images, {len(self._classes)} classes{ro})"

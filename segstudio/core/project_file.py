@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, cast
 
+from segstudio.core import safe_json
 from segstudio.core.classes import ClassTable
+from segstudio.core.regular_file import describe_mode, read_regular_text
 
 Status = Literal["unlabelled", "predicted", "corrected", "reviewed"]
 STATUSES: tuple[Status, ...] = ("unlabelled", "predicted", "corrected", "reviewed")
@@ -44,7 +46,12 @@ TRAINING_DIR = ".segstudio-training"
 RESERVED_DIRS = (LABELS_DIR, PREDICTIONS_DIR, UNCERTAINTY_DIR, STAGING_DIR, TRAINING_DIR)
 """Folders of the project itself; never scanned for images."""
 
+LOCK_FILE = ".segstudio.lock"
+"""Held by the one process that may write the project (see :mod:`segstudio.core.project_lock`)."""
+
 KIND = "segstudio project"
+MAX_PROJECT_FILE_BYTES = 1 << 30
+"""A project file larger than this (1 GB, some ten million images) is refused by its size."""
 
 
 class ProjectError(Exception):
@@ -109,6 +116,52 @@ def safe_relpath(text: object, what: str = "path") -> str:
     return "/".join(parts)
 
 
+class ProjectReadOnlyError(ProjectError):
+    """A change asked of a project opened read-only (or closed); nothing was changed."""
+
+
+def project_root(p: Path, from_backup: bool = False) -> Path:
+    """The project folder that ``p`` names: the folder itself, or the folder of its ``segstudio.json``.
+
+    ``ProjectError`` for another file, or a path that does not exist (the file may be missing when
+    ``from_backup``: its backup is opened).
+    """
+    if p.is_file() and p.suffix.lower() != ".json":
+        raise ProjectError(f"{p} is a file; open the folder that holds the images, or its {PROJECT_FILE}")
+    if p.is_file() or p.suffix.lower() == ".json":
+        if p.name != PROJECT_FILE:
+            raise ProjectError(f"{p} is not a project file ({PROJECT_FILE}); open the project folder instead")
+        if not p.is_file() and not from_backup:
+            raise ProjectError(f"{p} does not exist")
+        return p.parent
+    if p.is_dir():
+        return p
+    if p.exists():  # a FIFO, a device, a socket
+        raise ProjectError(f"{p} is {describe_mode(p.stat().st_mode)}; choose a folder of images or a segstudio.json")
+    raise ProjectError(f"{p} does not exist; choose a folder of images or a segstudio.json")
+
+
+class OutsideProjectError(ProjectError):
+    """A path the project would read or write resolves (through a symbolic link) outside the project folder."""
+
+
+def inside_root(root: Path, path: Path, what: str = "path") -> Path:
+    """``path`` with every symbolic link resolved, when that lies inside ``root`` (resolved too).
+
+    Raises :class:`OutsideProjectError` otherwise: the project reads and writes
+    its own files (project file, labels, predictions, staging, copies) only
+    inside its folder, whatever links the folder holds.
+    """
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise OutsideProjectError(
+            f"the {what} {path} resolves to {real}, outside the project folder {real_root}; segstudio reads and "
+            "writes a project's files only inside its folder (remove the symbolic link)"
+        )
+    return Path(real)
+
+
 def label_name_for(rel: str, taken: set[str]) -> str:
     """The label file name for image ``rel``, not in ``taken`` (casefolded names already used).
 
@@ -168,7 +221,7 @@ def dump_document(doc: dict[str, Any]) -> str:
 def is_project_text(text: str) -> bool:
     """True when ``text`` is JSON that at least claims to be a project file (fit to become the backup)."""
     try:
-        doc = json.loads(text)
+        doc = safe_json.loads(text)
     except json.JSONDecodeError:
         return False
     return isinstance(doc, dict) and doc.get("kind") == KIND
@@ -194,13 +247,15 @@ def read_document(file: Path, backup: Path | None) -> tuple[str, ProjectDocument
         return ProjectFileError(file, reason, backup)
 
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular_text(file, MAX_PROJECT_FILE_BYTES)
     except UnicodeDecodeError:
         raise fail("it is not UTF-8 text") from None
     except OSError as exc:
         raise fail(exc.strerror or str(exc)) from None
     try:
-        doc = json.loads(text)
+        doc = safe_json.loads(text)
+    except safe_json.JsonTooDeepError as exc:
+        raise fail(f"it is not a project file: its JSON is {exc.msg}") from None
     except json.JSONDecodeError as exc:
         raise fail(f"it is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:

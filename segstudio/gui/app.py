@@ -18,6 +18,7 @@ def run_app(argv: Sequence[str]) -> int:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
+    from segstudio.gui.error_log import install_error_log
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.settings import AppSettings
     from segstudio.gui.smoke import SmokeArgumentError, SmokeRun, isolated_user_state, split_smoke_args
@@ -41,6 +42,8 @@ def run_app(argv: Sequence[str]) -> int:
         settings = AppSettings()
         apply_theme(app, settings.theme())
         window = MainWindow(settings)
+        # Errors go to app.log and the status bar, never the terminal.
+        install_error_log(lambda text: window.statusBar().showMessage(text, 15000))
         window.show()
         if smoke is not None:
             run = SmokeRun(window, smoke)

@@ -15,6 +15,11 @@ their own long work.
 Documents stay open (with their undo history) while they fit in
 ``cache_bytes``; the least recently used saved document is closed first, and
 reopening it starts a fresh history.
+
+A project that another segstudio window or command has open (its lock is
+held) opens read-only: the window shows it, says so once, and edits nothing.
+Closing a project releases its lock. A class change is a transaction in the
+project; the open documents follow the classes the project ends up with.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from segstudio.core.classes import RGB, ClassTable, mask_dtype, unlabelled_value
 from segstudio.core.editing.history import History
 from segstudio.core.image_io import IMAGE_SUFFIXES, list_images
 from segstudio.core.masks import remap_lut
-from segstudio.core.project import Project, ProjectError
+from segstudio.core.project import Project, ProjectError, ProjectLockedError
 from segstudio.core.project_file import PROJECT_FILE, ImageEntry
 from segstudio.core.tasks import CancelToken
 from segstudio.gui.workers import WorkerPool
@@ -66,12 +71,22 @@ def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
     project.save()
 
 
+def open_or_read_only(open_writable: Callable[[], Project], root: Path) -> Project:
+    """The project as ``open_writable`` opens it, or read-only when another process holds its lock."""
+    try:
+        return open_writable()
+    except ProjectLockedError as exc:
+        who = exc.holder.describe() if exc.holder is not None else "another process"
+        return Project.open(root, read_only=True, read_only_reason=f"open in another segstudio window or command "
+                                                                   f"({who}), so it was opened read-only")
+
+
 def _open_project_work(path: Path) -> Project | NeedsProjectFolder:
     root = path.parent if path.is_file() else path
     recursive = (not (root / PROJECT_FILE).exists() and root.is_dir() and not list_images(root)
                  and bool(list_images(root, recursive=True)))
     try:
-        return Project.open(path, recursive=recursive)
+        return open_or_read_only(lambda: Project.open(path, recursive=recursive, program="segstudio app"), root)
     except ProjectError as exc:
         if root.is_dir() and not (root / PROJECT_FILE).exists() and not os.access(root, os.W_OK):
             images = list_images(root, recursive=recursive)
@@ -81,13 +96,16 @@ def _open_project_work(path: Path) -> Project | NeedsProjectFolder:
 
 def _open_images_work(images: list[Path]) -> Project | NeedsProjectFolder:
     folder = Path(os.path.commonpath([str(p.resolve().parent) for p in images]))
-    try:
+    def open_and_add() -> Project:
         if (folder / PROJECT_FILE).exists():
-            project = Project.open(folder)
+            project = Project.open(folder, program="segstudio app")
             project.add_images(images)
             project.save()
             return project
-        return Project.create(folder, images=images)
+        return Project.create(folder, images=images, program="segstudio app")
+
+    try:
+        return open_or_read_only(open_and_add, folder)
     except ProjectError as exc:
         if not os.access(folder, os.W_OK):
             return NeedsProjectFolder(images, str(exc))
@@ -164,13 +182,16 @@ class ProjectController(QObject):
         """Create (or reopen) a project in ``root`` holding ``images``; images outside it are copied in."""
         r, paths = Path(root), [Path(p) for p in images]
 
-        def work(cancel: CancelToken) -> Project:
+        def open_and_add() -> Project:
             if (r / PROJECT_FILE).exists():
-                project = Project.open(r)
+                project = Project.open(r, program="segstudio app")
                 project.add_images(paths, copy_outside=True)
                 project.save()
                 return project
-            return Project.create(r, images=paths, classes=classes, copy_outside=True)
+            return Project.create(r, images=paths, classes=classes, copy_outside=True, program="segstudio app")
+
+        def work(cancel: CancelToken) -> Project:
+            return open_or_read_only(open_and_add, r)
 
         self._start_open(f"Creating a project in {r}…", work)
 
@@ -197,7 +218,12 @@ class ProjectController(QObject):
         self.projectChanged.emit(result)
         self.classesChanged.emit(result.classes)
         n = len(result.images)
-        self.message.emit(f"Opened {result.root} ({n} image{'s' if n != 1 else ''})")
+        self.message.emit(f"Opened {result.root} ({n} image{'s' if n != 1 else ''})"
+                          + (" read-only" if result.read_only else ""))
+        if result.read_only:
+            self.errorOccurred.emit("Opened read-only", f"The project {result.root} is {result.read_only_reason}. "
+                                    "You can look at it, but nothing is saved; close it there, then open it "
+                                    "again here to edit.")
         if result.images:
             self.open_entry(result.images[0].path)
 
@@ -210,21 +236,28 @@ class ProjectController(QObject):
             self.errorOccurred.emit("Could not save", "\n".join(errors))
             return False
         self.workers.cancel("load image")
+        closing = self.project
         self.project = None
         self.scores = None
         self.current = None
         self._docs.clear()
         self._requested = None
         self.documentChanged.emit(None)
-        self.projectChanged.emit(None)
+        self.projectChanged.emit(None)  # the panels stop (and join) their work on it
+        self.workers.join("save prediction")
+        closing.close()  # releases the lock: another window or command may now write the project
         return True
 
     def rescan(self) -> None:
         """Add images that appeared in the project folder."""
         if self.project is None:
             return
-        found = self.project.refresh()
-        self.project.save()
+        try:
+            found = self.project.refresh()
+            self.project.save()
+        except (ProjectError, SaveError) as exc:
+            self.errorOccurred.emit("Cannot rescan", str(exc))
+            return
         self.projectChanged.emit(self.project)
         self.message.emit(f"{len(found.added)} new image(s); {len(found.missing)} missing")
 
@@ -261,6 +294,12 @@ class ProjectController(QObject):
         if project is not self.project or loaded.entry.path != self._requested:
             return  # the user moved on while it loaded
         doc = ImageDocument(loaded)
+        if project.read_only and doc.read_only_reason is None:
+            doc.read_only_reason = f"the project is {project.read_only_reason}"  # said once, when it opened
+            self._docs[doc.path] = doc
+            self._make_current(doc)
+            self.message.emit(f"{doc.path}: read-only")
+            return
         self._docs[doc.path] = doc
         self._make_current(doc)
         if doc.read_only_reason:
@@ -429,6 +468,8 @@ class ProjectController(QObject):
             doc.set_prediction(labels, uncertainty)
             self.predictionChanged.emit(doc)
         project, scores = self.project, self.scores
+        if project.read_only:
+            return  # shown, not saved: another window owns the project
 
         def save(cancel: CancelToken) -> None:
             project.save_prediction(entry, labels)
@@ -515,21 +556,31 @@ class ProjectController(QObject):
         self._set_busy(True)
         self.message.emit("Rewriting the masks for the new classes…")
 
-        def done(_: object) -> None:
+        def follow() -> None:  # the open documents take the classes the project has now
             for doc in self._docs.values():
                 doc.session.label = full[doc.session.label]
                 if doc.session.prediction is not None:
                     doc.session.prediction = full[doc.session.prediction]
                 doc.session.history = History(max_bytes=doc.session.history.max_bytes)
-            self._set_busy(False)
             self.classesChanged.emit(table)
             if self.current is not None:
                 self.documentChanged.emit(self.current)
+
+        def done(_: object) -> None:
+            follow()
+            self._set_busy(False)
             self.message.emit("Classes changed; the masks were rewritten")
 
         def failed(msg: str) -> None:
             self._set_busy(False)
-            self.errorOccurred.emit("Cannot change the classes", msg)
+            if project.classes == table:  # committed: only moving the rewritten masks in is unfinished
+                follow()
+                self.errorOccurred.emit("Classes changed, masks not all moved in",
+                                        f"{msg}\nThe new classes are saved; segstudio moves the remaining "
+                                        "rewritten masks in before the next label is saved, or when the project "
+                                        "is opened again.")
+                return
+            self.errorOccurred.emit("Cannot change the classes", f"{msg}\nNothing was changed.")
 
         self.workers.start("change classes", lambda c: project.set_classes(table, lut if lut is not None
                                                                            else np.arange(old_n)),

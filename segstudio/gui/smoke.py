@@ -105,22 +105,24 @@ def split_smoke_args(argv: Sequence[str]) -> tuple[SmokeOptions | None, list[str
 
 @contextlib.contextmanager
 def isolated_user_state() -> Iterator[Path]:
-    """For the run: QSettings and ``$SEGSTUDIO_HOME`` in a temporary folder, removed afterwards."""
-    old_home = os.environ.get("SEGSTUDIO_HOME")
+    """For the run: QSettings, ``$SEGSTUDIO_HOME`` and the logs in a temporary folder, removed afterwards."""
+    saved = {key: os.environ.get(key) for key in ("SEGSTUDIO_HOME", "SEGSTUDIO_LOG_DIR")}
     old_format = QSettings.defaultFormat()
     with tempfile.TemporaryDirectory(prefix="segstudio-smoke-") as tmp:
         root = Path(tmp)
         QSettings.setDefaultFormat(QSettings.Format.IniFormat)
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(root / "settings"))
         os.environ["SEGSTUDIO_HOME"] = str(root / "home")
+        os.environ["SEGSTUDIO_LOG_DIR"] = str(root / "logs")
         try:
             yield root
         finally:
             QSettings.setDefaultFormat(old_format)
-            if old_home is None:
-                os.environ.pop("SEGSTUDIO_HOME", None)
-            else:
-                os.environ["SEGSTUDIO_HOME"] = old_home
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _segment(model: Path, image: Any, cancel: CancelToken) -> dict[str, Any]:

@@ -22,7 +22,9 @@ kept under the output folder; a file named directly goes to the top):
 - ``OUT/<sub>/<stem>.mask-<NN>-<class>.png`` — 0/255 mask per class (``masks_per_class``).
 
 Every file is written atomically and the index map last, so an image whose
-outputs all exist is complete and is skipped when the run is repeated (resume).
+outputs all exist is complete and is skipped when the run is repeated (resume)
+— when the index map records the same model (:mod:`segstudio.inference.batch_record`);
+outputs of another model stop the run unless ``overwrite`` is set.
 """
 
 from __future__ import annotations
@@ -41,8 +43,18 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.classes import ClassTable
-from segstudio.core.image_io import ImageReadError, LoadedImage, image_size, list_images, read_image, write_mask
+from segstudio.core.image_io import (
+    ImageReadError,
+    LoadedImage,
+    encode_mask_png,
+    image_size,
+    list_images,
+    read_image,
+    write_mask,
+)
+from segstudio.core.png_text import with_text
 from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
+from segstudio.inference.batch_record import MODEL_KEY, OtherModelError, model_tag, recorded_model, same_model
 from segstudio.inference.predictor import Prediction, Predictor
 
 PREFETCH_PIXELS = 64_000_000
@@ -69,6 +81,8 @@ class BatchOptions:
     recursive: bool = False
     tta: bool = False
     resume: bool = True
+    overwrite: bool = False
+    """Resume over finished outputs of another model by segmenting those images again (else OtherModelError)."""
     overlay_alpha: float = 0.5
     batch_size: int | None = None
     decode_workers: int | None = None
@@ -155,7 +169,7 @@ def plan_jobs(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassT
                 if out in image.parents:  # earlier outputs inside a recursively scanned input folder
                     continue
                 add(job_for(image, out / image.relative_to(root).parent, classes, options))
-        elif path.is_file():
+        elif os.path.lexists(path):  # a file, or a FIFO or device that reading will refuse with its reason
             add(job_for(path.resolve(), out, classes, options))
         else:
             errors.append(FileError(path, "no such file or folder"))
@@ -167,8 +181,9 @@ def _overlay(display: np.ndarray, labels: np.ndarray, lut: np.ndarray, alpha: fl
     return cv2.addWeighted(display, 1.0 - alpha, colour, alpha, 0.0)
 
 
-def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: ClassTable, alpha: float) -> None:
-    """Write a job's files (index map last). Runs in an encoder thread."""
+def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: ClassTable, alpha: float,
+                  model: str = "") -> None:
+    """Write a job's files (index map last, recording ``model``). Runs in an encoder thread."""
     job.mask.parent.mkdir(parents=True, exist_ok=True)
     for c, path in zip(classes, job.class_masks):
         write_mask(path, np.where(pred.labels == c.index, np.uint8(255), np.uint8(0)))
@@ -178,7 +193,8 @@ def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: Class
         if not ok:
             raise ValueError("PNG encoding of the overlay failed")
         atomic_write_bytes(job.overlay, buf.tobytes())
-    write_mask(job.mask, pred.labels)
+    atomic_write_bytes(job.mask, with_text(encode_mask_png(pred.labels), MODEL_KEY, model) if model
+                       else encode_mask_png(pred.labels))
 
 
 def default_workers() -> int:
@@ -232,14 +248,20 @@ class BatchTally:
 
 
 def plan_batch(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassTable,
-               options: BatchOptions) -> tuple[list[Job], BatchTally]:
+               options: BatchOptions, tag: str) -> tuple[list[Job], BatchTally]:
     """The jobs still to do and the tally that will count them.
 
     The resume rule: with ``options.resume``, a job whose outputs all exist is
-    skipped (counted, not redone). Raises ``ValueError`` as :func:`plan_jobs` does.
+    skipped (counted, not redone) when its index map records the model ``tag``;
+    finished outputs of another model raise :class:`OtherModelError` unless
+    ``options.overwrite`` (then they are redone). Raises ``ValueError`` as :func:`plan_jobs` does.
     """
     jobs, errors = plan_jobs(inputs, out_dir, classes, options)
-    todo = [j for j in jobs if not (options.resume and j.is_done())]
+    redo = {j for j in jobs if options.resume and j.is_done() and not same_model(recorded_model(j.mask), tag)}
+    if redo and not options.overwrite:
+        first = sorted(redo, key=lambda j: j.source)
+        raise OtherModelError(out_dir, [j.source for j in first], recorded_model(first[0].mask), tag)
+    todo = [j for j in jobs if not (options.resume and j.is_done()) or j in redo]
     return todo, BatchTally(total=len(jobs) + len(errors), skipped=len(jobs) - len(todo), errors=errors)
 
 
@@ -254,7 +276,7 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
     ``finished=True``.
     """
     opts = options or BatchOptions()
-    todo, tally = plan_batch(inputs, out_dir, predictor.card.classes, opts)
+    todo, tally = plan_batch(inputs, out_dir, predictor.card.classes, opts, model_tag(predictor))
     yield tally.event()
     tally.start()
     for outcome in run_jobs(todo, predictor, opts, cancel):
@@ -276,6 +298,7 @@ def run_jobs(jobs: Iterable[Job], predictor: Predictor, options: BatchOptions | 
     opts = options or BatchOptions()
     cancel = cancel or NEVER_CANCELLED
     classes = predictor.card.classes
+    tag = model_tag(predictor)
     batch_size = max(1, opts.batch_size or predictor.backend.batch_size)
     decode_n = opts.decode_workers or default_workers()
     encode_n = opts.encode_workers or default_workers()
@@ -330,7 +353,7 @@ def run_jobs(jobs: Iterable[Job], predictor: Predictor, options: BatchOptions | 
                 run_batch([item])
             return
         for (job, image), pred in results:
-            encoding.append((job, encoder.submit(write_outputs, job, image, pred, classes, opts.overlay_alpha)))
+            encoding.append((job, encoder.submit(write_outputs, job, image, pred, classes, opts.overlay_alpha, tag)))
         collect(block=False)
 
     try:

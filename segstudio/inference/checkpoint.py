@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segstudio.core.classes import ClassTable
+from segstudio.core.regular_file import open_regular
 from segstudio.inference.model_file import ModelFileError, build_from_card, save_model
 from segstudio.zoo import ModelCard
 from segstudio.zoo.card import now_iso
@@ -92,10 +93,13 @@ def read_checkpoint(path: Path | str) -> tuple[dict[str, Any], str]:
     import torch
 
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(p, "the file does not exist")
-    with open(p, "rb") as fh:
-        head = fh.read(9)
+    try:
+        with open_regular(p) as fh:
+            head = fh.read(9)
+    except FileNotFoundError:
+        raise CheckpointError(p, "the file does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(p, exc.strerror or str(exc)) from None
     if len(head) == 9 and head[8:9] == b"{":
         from safetensors.torch import load_file
 

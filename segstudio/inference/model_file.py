@@ -6,20 +6,33 @@ header whose ``__metadata__`` holds the card under :data:`~segstudio.zoo.CARD_KE
 an ONNX file carries the same JSON in its ``metadata_props`` (read with the
 ``onnx`` package, a plain protobuf parser). Only :func:`save_model` and
 :func:`load_model` import torch, and only when called.
+
+A model file may come from a stranger, so everything is bounded before it is
+allocated: only regular files are read; the header's length, JSON depth and
+tensor table (known dtypes, shapes whose bytes are exactly their slice of the
+file) are checked first; the card's values are checked
+(:meth:`~segstudio.zoo.ModelCard.check`); and the network the card describes
+is built on PyTorch's ``meta`` device — shapes without memory — and compared
+tensor by tensor with the header before the real network is built
+(:func:`check_network_fits`). A card that asks for a network larger than its
+file is refused with a clear message instead of allocating gigabytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from segstudio.core import safe_json
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.classes import ClassTable
+from segstudio.core.regular_file import NotRegularFileError, open_regular, regular_file_problem
 from segstudio.zoo import CARD_KEY, CardError, ModelCard
 from segstudio.zoo.card import now_iso
 
@@ -53,13 +66,13 @@ def model_format(path: Path | str) -> ModelFormat:
     """``"safetensors"`` or ``"onnx"``, from the file's first bytes (the suffix only breaks ties)."""
     p = Path(path)
     try:
-        with open(p, "rb") as fh:
+        with open_regular(p) as fh:
             head = fh.read(9)
             size = os.fstat(fh.fileno()).st_size
     except FileNotFoundError:
         raise ModelFileError(p, "the file does not exist") from None
-    except IsADirectoryError:
-        raise ModelFileError(p, "it is a folder, not a model file") from None
+    except NotRegularFileError as exc:
+        raise ModelFileError(p, f"{exc.strerror}; a model is a .safetensors or .onnx file") from None
     except OSError as exc:
         raise ModelFileError(p, exc.strerror or str(exc)) from None
     if len(head) == 9:
@@ -73,11 +86,15 @@ def model_format(path: Path | str) -> ModelFormat:
     raise ModelFileError(p, "not a model file: expected a .safetensors file written by segstudio or an .onnx file")
 
 
-def read_safetensors_header(path: Path | str) -> dict[str, Any]:
-    """The JSON header of a safetensors file (tensor names, dtypes, shapes, offsets, ``__metadata__``)."""
+def read_safetensors_header(path: Path | str, check_tensors: bool = False) -> dict[str, Any]:
+    """The JSON header of a safetensors file (tensor names, dtypes, shapes, offsets, ``__metadata__``).
+
+    ``check_tensors``: also check the tensor table (:func:`check_tensor_table`),
+    as loading the weights needs; the card alone is readable from a cut-short file.
+    """
     p = Path(path)
     try:
-        with open(p, "rb") as fh:
+        with open_regular(p) as fh:
             raw = fh.read(8)
             size = os.fstat(fh.fileno()).st_size
             if len(raw) < 8:
@@ -89,12 +106,47 @@ def read_safetensors_header(path: Path | str) -> dict[str, Any]:
     except OSError as exc:
         raise ModelFileError(p, exc.strerror or str(exc)) from None
     try:
-        header = json.loads(text)
+        header = safe_json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(p, f"the safetensors header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ModelFileError(p, "the safetensors header is not a JSON object")
+    if check_tensors:
+        check_tensor_table(p, header, size - 8 - n)
     return header
+
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
+                "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def tensor_shapes(header: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape, from a header checked by :func:`read_safetensors_header`."""
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def check_tensor_table(path: Path, header: dict[str, Any], data_bytes: int) -> None:
+    """Every tensor has a known dtype, a shape of non-negative integers, and exactly the bytes of its shape
+    inside the file's data (``ModelFileError`` naming the first that does not)."""
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise ModelFileError(path, f"tensor {name!r} in the header is not an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in _DTYPE_BYTES:
+            raise ModelFileError(path, f"tensor {name!r} has an unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise ModelFileError(path, f"tensor {name!r} has no valid shape ({shape!r})")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_bytes):
+            raise ModelFileError(path, f"the weights are corrupt or cut short: tensor {name!r} lies outside the "
+                                       f"file's data (offsets {offsets!r})")
+        need = math.prod(shape) * _DTYPE_BYTES[dtype]
+        if need != offsets[1] - offsets[0]:
+            raise ModelFileError(path, f"tensor {name!r} of shape {shape} needs {need} bytes; the file gives it "
+                                       f"{offsets[1] - offsets[0]}")
 
 
 def safetensors_metadata(path: Path | str) -> dict[str, str]:
@@ -107,6 +159,9 @@ def safetensors_metadata(path: Path | str) -> dict[str, str]:
 def _onnx_proto(path: Path) -> Any:
     import onnx
 
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise ModelFileError(path, problem)
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, ValueError... for a file that is not ONNX
@@ -216,7 +271,7 @@ def trainable_file(path: Path | str) -> Path | None:
 def file_sha256(path: Path | str) -> str:
     """Hex SHA-256 of the whole file (weights and card): the key of cached ONNX exports."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -308,6 +363,39 @@ def build_from_card(card: ModelCard) -> nn.Module:
     return nets.create(card.arch, num_classes=card.num_classes, in_channels=card.in_channels, **card.options)
 
 
+def check_network_fits(path: Path | str, card: ModelCard, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse (``ModelFileError``) a card whose network does not have exactly the file's tensors.
+
+    The network is built on the ``meta`` device — every shape, no memory — so a
+    card asking for a huge network (``base_width=200000``) costs nothing to
+    refuse. Raises before the real network is built.
+    """
+    import torch
+
+    from segstudio.zoo import UnknownNetworkError
+
+    p = Path(path)
+    try:
+        with torch.device("meta"):
+            own = {k: tuple(v.shape) for k, v in build_from_card(card).state_dict().items()}
+    except Exception as exc:  # a stranger's options may break a constructor in any way; nothing was allocated
+        reason = str(exc) if isinstance(exc, (UnknownNetworkError, ValueError)) else f"{type(exc).__name__}: {exc}"
+        raise ModelFileError(p, f"its card describes a network this segstudio cannot build: {reason}") from None
+    missing = sorted(set(own) - set(shapes))
+    unexpected = sorted(set(shapes) - set(own))
+    wrong = [f"{k} {shapes[k]} vs {own[k]}" for k in own if k in shapes and shapes[k] != own[k]]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} mis-shaped (e.g. {', '.join(wrong[:3])})")
+        raise ModelFileError(p, f"the weights do not fit the card's {card.arch} "
+                                f"(options {card.options or 'default'}): " + "; ".join(parts))
+
+
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, ModelCard]:
     """Build the card's network and load the file's weights into it; returns (module in eval mode, card).
 
@@ -321,7 +409,9 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, ModelC
     p = Path(path)
     if model_format(p) != "safetensors":
         raise ModelFileError(p, "an ONNX file has no PyTorch weights; open the .safetensors model instead")
+    header = read_safetensors_header(p, check_tensors=True)
     card = load_card(p)
+    check_network_fits(p, card, tensor_shapes(header))  # before anything the size of the network is allocated
     try:
         model = build_from_card(card)
     except (UnknownNetworkError, ValueError) as exc:
@@ -330,20 +420,6 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, ModelC
         state = load_file(str(p), device="cpu")
     except Exception as exc:  # safetensors raises SafetensorError for corrupt data
         raise ModelFileError(p, f"the weights are corrupt ({exc})") from None
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} mis-shaped (e.g. {', '.join(wrong[:3])})")
-        raise ModelFileError(p, f"the weights do not fit {card.arch}: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
     model.eval()
     return model.to(device), card

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.inference.backend import NumpyOps
+from segstudio.inference.model_file import ModelFileError
 
 
 def physical_cores() -> int:
@@ -22,6 +23,12 @@ def physical_cores() -> int:
     except ImportError:
         n = None
     return max(1, n or os.cpu_count() or 1)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "…"
 
 
 class OnnxBackend(NumpyOps):
@@ -38,7 +45,11 @@ class OnnxBackend(NumpyOps):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
         src = model if isinstance(model, bytes) else str(model)
-        self.session_ = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+        shown = "the ONNX model" if isinstance(model, bytes) else str(model)
+        try:
+            self.session_ = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own types (InvalidGraph, NotImplemented, Fail, …) for bad graphs
+            raise ModelFileError(shown, f"ONNX Runtime cannot run it ({_first_line(exc)})") from None
         inp = self.session_.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32

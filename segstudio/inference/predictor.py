@@ -120,6 +120,8 @@ class Predictor:
         self.notes = list(notes)
         """Why this backend was chosen (e.g. a fallback), for the GUI's status line and the CLI."""
         self.label_dtype = mask_dtype(card.num_classes)
+        self.source: Path | None = None
+        """The model file, when opened from one (it identifies the model in batch outputs)."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -138,7 +140,9 @@ class Predictor:
 
         be, card, notes = open_backend(path, backend=backend, device=device, precision=precision,
                                        class_names=class_names, threads=threads, cache_dir=cache_dir)
-        return cls(be, card, tile_size=tile_size, overlap=overlap, notes=notes)
+        predictor = cls(be, card, tile_size=tile_size, overlap=overlap, notes=notes)
+        predictor.source = Path(path)
+        return predictor
 
     @classmethod
     def from_module(cls, model: Any, card: ModelCard, device: str = "cpu", precision: str = "fp16",

@@ -45,6 +45,7 @@ from segstudio.inference.batch import (
     plan_batch,
     run_jobs,
 )
+from segstudio.inference.batch_record import file_tag
 from segstudio.inference.model_file import load_card
 from segstudio.inference.predictor import Predictor
 
@@ -229,7 +230,7 @@ def segment_on_ray(inputs: Sequence[Path | str], out_dir: Path | str, model: Mod
     ray_opts = ray_options or RayOptions()
     cancel = cancel or NEVER_CANCELLED
     card = load_card(model.path, model.class_names)
-    todo, tally = plan_batch(inputs, out_dir, card.classes, opts)
+    todo, tally = plan_batch(inputs, out_dir, card.classes, opts, file_tag(model.path))
     if not todo:
         yield tally.event()
         yield tally.event(finished=True)

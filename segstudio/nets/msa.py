@@ -74,6 +74,10 @@ def resize_by(x: Tensor, scale: Fraction) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)  # type: ignore[arg-type]
 
 
+MAX_SCALE = 4.0
+"""The largest scale accepted: activations grow with its square (the reference uses at most 2.0)."""
+
+
 def check_scales(option: str, scales: Sequence[float], allowed: Sequence[float] | None = None,
                  at_least: int = 1) -> tuple[float, ...]:
     """Validate a scale list (positive, distinct, containing 1.0); return it sorted descending."""
@@ -87,6 +91,8 @@ def check_scales(option: str, scales: Sequence[float], allowed: Sequence[float] 
         raise BadOptionError(f"option {option} must contain 1.0 (the output scale), got {list(values)}")
     if len(set(values)) != len(values) or any(not s > 0 for s in values):
         raise BadOptionError(f"option {option} must be distinct positive numbers, got {list(values)}")
+    if any(s > MAX_SCALE for s in values):  # a card from a stranger must not ask for 64× the image's memory
+        raise BadOptionError(f"option {option}: scales above {MAX_SCALE:g} are not supported, got {list(values)}")
     if allowed is not None:
         bad = [s for s in values if s not in allowed]
         if bad:

@@ -292,7 +292,7 @@ def load_project(spec: ProjectData, cancel: CancelToken = NEVER_CANCELLED, memor
     """
     from segstudio.core.project import Project
 
-    project = Project.open(spec.project)
+    project = Project.open(spec.project, read_only=True)  # the app may hold it: training only reads
     entries = [e for e in project.images if e.status in ("corrected", "reviewed") or project.label_path(e).exists()]
     in_memory = _keep_in_memory([project.image_path(e) for e in entries], _memory_budget(memory_budget))
     reusable = {s.name: s for s in [*previous.train, *previous.val]} if previous is not None else {}

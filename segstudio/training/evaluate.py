@@ -108,7 +108,7 @@ def evaluate_on_corrections(model: Predictor | Path | str, project: Any, images:
     """
     from segstudio.core.project import Project
 
-    proj = project if isinstance(project, Project) else Project.open(project)
+    proj = project if isinstance(project, Project) else Project.open(project, read_only=True)
     predictor = model if isinstance(model, Predictor) else Predictor.from_file(model, **predictor_options)
     names = proj.classes.names
     if predictor.card.classes.names != names:

@@ -61,7 +61,8 @@ class ProjectTraining:
         self.settings = settings
         self.active_model = active_model
         continuous_scratch = settings.mode == "continuous" and start.kind == "scratch"
-        if continuous_scratch and active_model is not None and comparable(active_model, Project.open(self.root)):
+        if continuous_scratch and active_model is not None and \
+                comparable(active_model, Project.open(self.root, read_only=True)):
             engine.setdefault("bar_model", active_model)  # published versions must beat the active model
         self.config: TrainConfig = run_config(start, settings, training_dir(self.root) / RUN_DIR,
                                               versions_dir(self.root), **engine)

@@ -75,7 +75,7 @@ def evaluate_model(model: Path | str, project_root: Path | str, cancel: CancelTo
                    images: list[str] | None = None, sync: bool = True) -> CorrectionsReport:
     """``evaluate_on_corrections`` of one model file (an ONNX file through its ``.safetensors`` twin when it has
     one, so that before and after run on the same backend); ``images``: default the held-out corrections."""
-    project = Project.open(project_root)
+    project = Project.open(project_root, read_only=True)
     chosen = images if images is not None else held_out_images(project, sync)
     trainable = trainable_file(model)
     path = trainable if trainable is not None else Path(model)
@@ -177,7 +177,7 @@ def comparable(model: str | None, project: Project) -> bool:
 def score_round(r: Round, project_root: Path | str, cancel: CancelToken = NEVER_CANCELLED) -> Verdict:
     """Score ``r.model_before`` (when it knows the project's classes) and ``r.model_after`` on the held-out
     corrections, fill ``r`` in and return the guard's verdict."""
-    project = Project.open(project_root)
+    project = Project.open(project_root, read_only=True)
     r.held_out = held_out_images(project)
     had_model = comparable(r.model_before, project)
     if r.model_before is not None and not had_model:

@@ -29,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from segstudio.core import safe_json
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.image_io import ImageReadError, read_mask, write_mask
-from segstudio.core.project import UNCERTAINTY_DIR, ImageEntry, Project
+from segstudio.core.project import UNCERTAINTY_DIR, ImageEntry, OutsideProjectError, Project
+from segstudio.core.project_file import inside_root
+from segstudio.core.regular_file import read_regular_text
 
 SCORES_FILE = "scores.json"
 SCORES_KIND = "segstudio uncertainty scores"
@@ -58,8 +61,8 @@ def uncertainty_path(project: Project, entry: ImageEntry | str) -> Path:
 
 
 def save_uncertainty(project: Project, entry: ImageEntry | str, values: np.ndarray) -> None:
-    """Write an image's uncertainty map (atomically)."""
-    path = uncertainty_path(project, entry)
+    """Write an image's uncertainty map (atomically), only inside the project (``OutsideProjectError``)."""
+    path = project.inside(uncertainty_path(project, entry), "uncertainty map")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_mask(path, to_uint8(values))
 
@@ -72,7 +75,10 @@ def load_uncertainty(project: Project, entry: ImageEntry | str, shape: tuple[int
     path = uncertainty_path(project, entry)
     if not path.exists():
         return None
-    values = read_mask(path)
+    try:
+        values = read_mask(project.inside(path, "uncertainty map"))
+    except OutsideProjectError as exc:
+        raise ImageReadError(path, str(exc)) from None
     if values.dtype != np.uint8 or values.shape != shape:
         return None
     return values
@@ -103,8 +109,8 @@ class UncertaintyScores:
         """
         scores = cls(project.root)
         try:
-            doc = json.loads(scores.file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            doc = safe_json.loads(read_regular_text(project.inside(scores.file, "scores file")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, OutsideProjectError):
             doc = {}
         items = doc.get("images") if isinstance(doc, dict) and doc.get("kind") == SCORES_KIND else None
         if isinstance(items, dict):
@@ -144,8 +150,9 @@ class UncertaintyScores:
                 return
             doc = {"kind": SCORES_KIND, "schema": 1,
                    "images": {p: {"score": round(s, 6), "model": m} for p, (s, m) in sorted(self._scores.items())}}
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+            file = inside_root(self.root, self.file, "scores file")
+            file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
             self._dirty = False
 
     def ranking(self, project: Project) -> list[str]:

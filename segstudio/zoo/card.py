@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from segstudio import __version__
+from segstudio.core import safe_json
 from segstudio.core.classes import ClassTable
 from segstudio.zoo.spec import IMAGENET, Normalization
 
@@ -84,9 +86,9 @@ class ModelCard:
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelCard:
         try:
-            d = json.loads(text)
+            d = safe_json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CardError(f"the model card is not valid JSON ({exc})") from exc
+            raise CardError(f"the model card is not valid JSON ({exc})") from None
         if not isinstance(d, Mapping):
             raise CardError("the model card is not a JSON object")
         return cls.from_dict(d)
@@ -104,7 +106,7 @@ class ModelCard:
         try:
             norm = d.get("normalization") or {}
             tr = d.get("train_resolution")
-            return cls(
+            card = cls(
                 arch=str(d["arch"]),
                 classes=ClassTable.from_json(d["classes"]),
                 in_channels=int(d.get("in_channels", 3)),
@@ -121,4 +123,34 @@ class ModelCard:
                 segstudio_version=str(d.get("segstudio_version", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise CardError(f"the model card is malformed: {exc}") from exc
+            raise CardError(f"the model card is malformed: {exc}") from None
+        card.check()
+        return card
+
+    def check(self) -> None:
+        """Refuse values no trained model can have (``CardError``): they would build or run a broken network.
+
+        Input channels 1 or 3, a normalisation for them, an ``input_max`` of a
+        real image depth, at least one class, options as a plain mapping.
+        """
+        if self.in_channels not in (1, 3):
+            raise CardError(f"the model card says {self.in_channels} input channels; segstudio feeds 1 or 3")
+        try:
+            self.normalization.for_channels(self.in_channels)
+        except ValueError:
+            raise CardError(f"the card's normalisation has {len(self.normalization.mean)} values, which do not fit "
+                            f"{self.in_channels} input channels") from None
+        if not (math.isfinite(self.input_max) and 1.0 <= self.input_max <= 65535.0):
+            raise CardError(f"the card's input_max {self.input_max} is no image depth (1 to 65535)")
+        if len(self.classes) < 1:
+            raise CardError("the model card lists no class")
+        if self.train_resolution is not None and not all(0 < v <= 1 << 16 for v in self.train_resolution):
+            raise CardError(f"the card's train_resolution {list(self.train_resolution)} is not a size in pixels")
+        for what, items in (("metrics", self.metrics), ("history", self.history)):
+            if not all(isinstance(item, Mapping) for item in items):
+                raise CardError(f"the card's {what} must be a list of objects")
+        for m in self.metrics:
+            value = m.get("value")
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value)):
+                raise CardError(f"the card's metric {str(m.get('name'))[:40]!r} has a value that is no number")

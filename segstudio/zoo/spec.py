@@ -9,6 +9,7 @@ eval-mode output is the logits tensor alone (N×classes×H×W at the input size)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -67,12 +68,36 @@ class AuxOutput:
     help: str = ""
 
 
+MAX_NORMALIZATION_MAGNITUDE = 1e3
+"""|mean| and 1/std beyond this cannot come from real data in 0..1: such a card is refused."""
+
+
 @dataclass(frozen=True)
 class Normalization:
-    """Per-channel mean and std in units of the input range (0..1 after dividing by the dtype max)."""
+    """Per-channel mean and std in units of the input range (0..1 after dividing by the dtype max).
+
+    Checked when made: as many means as stds (1 to 4), every value finite, each
+    std positive and not tiny, each mean of a sane size (``ValueError``
+    otherwise), so that a card with ``std=0`` is refused instead of segmenting
+    into NaN.
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.mean) <= 4 or len(self.std) != len(self.mean):
+            raise ValueError(f"normalisation needs 1 to 4 means and as many stds, got {len(self.mean)} means and "
+                             f"{len(self.std)} stds")
+        values = [*self.mean, *self.std]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise ValueError(f"normalisation values must be finite numbers, got mean {list(self.mean)}, "
+                             f"std {list(self.std)}")
+        if any(s < 1 / MAX_NORMALIZATION_MAGNITUDE for s in self.std):
+            raise ValueError(f"normalisation std must be positive (at least {1 / MAX_NORMALIZATION_MAGNITUDE:g}), "
+                             f"got {list(self.std)}")
+        if any(abs(m) > MAX_NORMALIZATION_MAGNITUDE for m in self.mean):
+            raise ValueError(f"normalisation mean {list(self.mean)} is not of the size of data in 0..1")
 
     def for_channels(self, channels: int) -> Normalization:
         """Mean/std for ``channels`` input channels (1-channel input uses the channel average)."""

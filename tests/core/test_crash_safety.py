@@ -84,6 +84,7 @@ def test_sigkill_during_saves_leaves_old_or_new_labels(tmp_path: Path) -> None:
     for i, e in enumerate(project.images):
         project.save_label(e, pattern(i, 0))
     project.save()
+    project.close()  # one writer per project: the killed writers below take the lock in turn
 
     env = dict(os.environ, PYTHONPATH=str(REPO))
     start = 1

@@ -119,6 +119,7 @@ def test_cancel_a_long_batch_then_resume(qtbot, window: MainWindow, tmp_path: Pa
     dialog = start(qtbot, window)
     assert dialog.input_edit.text() == str(source) and dialog.tta.isChecked()
     dialog.tta.setChecked(False)
+    dialog.model_combo.setEditText(str(model_dir / "toy.onnx"))  # the same model: another one would ask first
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     progress = window.model_commands.batch_progress
     wait_done(qtbot, progress)
@@ -139,3 +140,44 @@ def test_a_batch_with_an_onnx_file_without_a_card_says_what_to_do(qtbot, window:
     assert progress.outcome.state == "failed"
     assert "without a segstudio model card" in progress.state.text() and "Model panel" in progress.state.text()
     assert opened_folders == []
+
+
+def test_a_rerun_with_another_model_asks_before_replacing_results(qtbot, window: MainWindow, tmp_path: Path,
+                                                                  model_dir: Path,
+                                                                  opened_folders: list[Path]) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from segstudio.inference.batch_record import recorded_model
+
+    source = toy_scene_folder(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    dialog = start(qtbot, window)
+    fill(dialog, source, out, model_dir / "toy.onnx", overlay=False)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    wait_done(qtbot, progress)
+    assert progress.outcome.state == "finished" and progress.outcome.last.written == 2
+    first = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    assert all(recorded_model(out / name).startswith("toy.onnx sha256:") for name in first)
+    progress.accept()
+
+    def run_again_and_answer(button: QMessageBox.StandardButton) -> BatchProgressDialog:
+        again = start(qtbot, window)
+        fill(again, source, out, model_dir / "toy.safetensors", overlay=False)
+        again.buttons.button(again.buttons.StandardButton.Ok).click()
+        running = window.model_commands.batch_progress
+        qtbot.waitUntil(lambda: running.overwrite_question is not None, timeout=60_000)
+        question = running.overwrite_question
+        assert "toy.onnx" in question.text() and "2 image(s)" in question.text()
+        qtbot.mouseClick(question.button(button), Qt.MouseButton.LeftButton)
+        wait_done(qtbot, running)
+        return running
+
+    stopped = run_again_and_answer(QMessageBox.StandardButton.No)
+    assert stopped.outcome.state == "cancelled" and "nothing was written" in stopped.state.text()
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first  # nothing mixed in, nothing lost
+    stopped.accept()
+    replaced = run_again_and_answer(QMessageBox.StandardButton.Yes)
+    assert replaced.outcome.state == "finished", replaced.outcome.message
+    assert replaced.outcome.last.written == 2 and replaced.outcome.last.skipped == 0
+    assert all(recorded_model(out / name).startswith("toy.safetensors sha256:") for name in first)

@@ -19,19 +19,22 @@ never fatal for the others.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
+from segstudio.core import safe_json
 from segstudio.core.atomic import SaveError
 from segstudio.core.classes import ClassTable, mask_dtype, unlabelled_value
-from segstudio.core.image_io import ImageReadError
+from segstudio.core.image_io import ImageReadError, stored_size
 from segstudio.core.masks import MaskError, Unmapped
-from segstudio.core.project import LABELS_DIR, PREDICTIONS_DIR, ImageEntry, Project
+from segstudio.core.project import LABELS_DIR, PREDICTIONS_DIR, ImageEntry, Project, ProjectError
+from segstudio.core.regular_file import read_regular_text
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken, Progress
 
 T = TypeVar("T")
@@ -222,13 +225,18 @@ class Claims:
 
 
 def source_files(folder: Path, suffixes: Sequence[str]) -> list[tuple[str, Path]]:
-    """``(relative path, path)`` of the files with these suffixes under ``folder``, hidden ones skipped."""
+    """``(relative path, path)`` of the files with these suffixes under ``folder``, hidden ones skipped.
+
+    Anything with such a name that is not a folder is listed, FIFOs and devices
+    included: reading it then fails with a clear reason in the report, rather
+    than the file silently not counting (or hanging the reader).
+    """
     if not folder.is_dir():
         raise FormatError(f"{folder} is not a folder")
     out = []
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if p.is_file() and p.suffix.lower() in suffixes and not any(s.startswith(".") for s in rel.parts):
+        if not p.is_dir() and p.suffix.lower() in suffixes and not any(s.startswith(".") for s in rel.parts):
             out.append((rel.as_posix(), p))
     return out
 
@@ -246,18 +254,20 @@ def store(project: Project, entry: ImageEntry, mask: np.ndarray, options: Import
             project.save_prediction(entry, mask)
         else:
             project.save_label(entry, mask)
-    except (MaskError, SaveError) as exc:
+    except (MaskError, SaveError, ProjectError) as exc:  # ProjectError: e.g. a labels/ linked outside
         report.errors.append((source, str(exc)))
         return
     report.imported.append(entry.path)
 
 
 def import_mask_files(project: Project, files: Iterable[tuple[str, Path]], read: Callable[[Path], np.ndarray],
-                      options: ImportOptions) -> ImportReport:
+                      options: ImportOptions, size_of: Callable[[Path], tuple[int, int]] = stored_size
+                      ) -> ImportReport:
     """The loop shared by the one-file-per-image formats (index PNG, VOC, binary masks).
 
-    Each ``(rel, path)`` is matched to a project image, decoded with ``read``
-    into a class mask, checked against the image's size and stored; every
+    Each ``(rel, path)`` is matched to a project image, its size (from the
+    header, with ``size_of``) checked against the image's before anything is
+    decoded, then decoded with ``read`` into a class mask and stored; every
     unmatched, duplicate, unreadable or mis-sized file goes to the report.
     """
     report = ImportReport()
@@ -271,8 +281,11 @@ def import_mask_files(project: Project, files: Iterable[tuple[str, Path]], read:
         if not claims.claim(entry, rel, report):
             continue
         try:
-            mask = read(path)
             shape = image_shape(project, entry)
+            stored = size_of(path)
+            if stored != shape:  # refused from the header, before a (possibly huge) mask is decoded
+                raise MaskError(f"the mask is {stored[1]}×{stored[0]} but {entry.path} is {shape[1]}×{shape[0]}")
+            mask = read(path)
         except ImageReadError as exc:
             report.errors.append((rel, exc.reason))
             continue
@@ -285,6 +298,29 @@ def import_mask_files(project: Project, files: Iterable[tuple[str, Path]], read:
             continue
         store(project, entry, mask, options, report, rel)
     return report
+
+
+MAX_ANNOTATION_BYTES = 2 << 30
+"""An annotation file (COCO, labelme, YOLO) larger than this is refused by its size (2 GB)."""
+
+
+def read_text_file(path: Path) -> str:
+    """A regular text file's content (UTF-8); ``FormatError`` naming the file and the reason otherwise."""
+    try:
+        return read_regular_text(path, MAX_ANNOTATION_BYTES)
+    except OSError as exc:
+        raise FormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"{path} is not UTF-8 text") from None
+
+
+def read_json_file(path: Path) -> Any:
+    """The JSON in a regular file, nesting depth bounded (:mod:`segstudio.core.safe_json`); ``FormatError``."""
+    text = read_text_file(path)
+    try:
+        return safe_json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path} is not valid JSON ({exc})") from None
 
 
 def image_shape(project: Project, entry: ImageEntry) -> tuple[int, int]:

@@ -43,7 +43,7 @@ from segstudio.core.formats.base import (
     source_files,
     store,
 )
-from segstudio.core.image_io import IMAGE_SUFFIXES, ImageReadError, read_image, write_mask
+from segstudio.core.image_io import IMAGE_SUFFIXES, ImageReadError, image_size, read_image, write_mask
 from segstudio.core.masks import apply_value_map
 from segstudio.core.project import Project
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
@@ -109,7 +109,8 @@ def _import_single(project: Project, source: Path, options: ImportOptions, steps
             f"(or sub-folders named after the classes: {', '.join(project.classes.names)})"
         )
     files = steps.over(source_files(source, IMAGE_SUFFIXES))
-    return import_mask_files(project, files, lambda p: decode(read_binary(p), len(project.classes), options), options)
+    return import_mask_files(project, files, lambda p: decode(read_binary(p), len(project.classes), options), options,
+                             size_of=image_size)
 
 
 def _import_per_class(project: Project, folders: dict[int, Path], options: ImportOptions, steps: Steps
@@ -145,6 +146,10 @@ def _import_per_class(project: Project, folders: dict[int, Path], options: Impor
         failed = False
         for index, shown, path in layers:
             try:
+                size = image_size(path)
+                if size != shape:  # refused from the header, before the mask is decoded
+                    raise ImageReadError(path, f"the mask is {size[1]}×{size[0]} but {entry.path} is "
+                                               f"{shape[1]}×{shape[0]}")
                 on = read_binary(path)
             except ImageReadError as exc:
                 report.errors.append((shown, exc.reason))

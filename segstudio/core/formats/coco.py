@@ -42,6 +42,7 @@ from segstudio.core.formats.base import (
     exported_masks,
     fill_value,
     image_shape,
+    read_json_file,
     resolve_class_names,
     store,
 )
@@ -104,31 +105,34 @@ def annotations_to_mask(anns: Iterable[Mapping[str, Any]], shape: tuple[int, int
     mask = np.full(shape, fill, dtype)
     for ann in anns:
         cat = ann.get("category_id")
-        if cat not in category_to_class:
-            raise FormatError(f"annotation {ann.get('id')} has an unknown category_id {cat!r}")
-        value = category_to_class[cat]  # type: ignore[index]
+        if not isinstance(cat, int) or cat not in category_to_class:
+            raise FormatError(f"annotation {_shown(ann.get('id'))} has an unknown category_id {_shown(cat)}")
+        value = category_to_class[cat]
         seg = ann.get("segmentation")
         if isinstance(seg, dict):
             try:
-                region = rle.decode(seg)
+                region = rle.decode(seg, shape=(h, w))  # the size is checked before anything is decoded
             except rle.RleError as exc:
-                raise FormatError(f"annotation {ann.get('id')}: {exc}") from None
-            if region.shape != (h, w):
-                raise FormatError(f"annotation {ann.get('id')} is {region.shape[1]}×{region.shape[0]}, "
-                                  f"the image {w}×{h}")
+                raise FormatError(f"annotation {_shown(ann.get('id'))}: {exc}") from None
             mask[region] = value
         elif isinstance(seg, list):
             for poly in seg:
                 if not isinstance(poly, list) or len(poly) < 2 or len(poly) % 2 or \
                         not all(isinstance(v, (int, float)) for v in poly):
-                    raise FormatError(f"annotation {ann.get('id')}: a polygon is a flat list of x, y numbers")
+                    raise FormatError(f"annotation {_shown(ann.get('id'))}: a polygon is a flat list of x, y numbers")
                 try:
                     fill_polygon(mask, np.asarray(poly, np.float64).reshape(-1, 2) - PIXEL_CENTRE, value)
                 except ValueError as exc:
-                    raise FormatError(f"annotation {ann.get('id')}: {exc}") from None
+                    raise FormatError(f"annotation {_shown(ann.get('id'))}: {exc}") from None
         else:
-            raise FormatError(f"annotation {ann.get('id')} has no segmentation (RLE or polygons)")
+            raise FormatError(f"annotation {_shown(ann.get('id'))} has no segmentation (RLE or polygons)")
     return mask
+
+
+def _shown(value: object) -> str:
+    """A value from the file, for a message: short, whatever its type."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
 
 
 def output_file(out: Path) -> Path:
@@ -172,12 +176,7 @@ def export_project(project: Project, out: Path, options: ExportOptions,
 
 
 def _load(source: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FormatError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{source} is not valid JSON ({exc})") from None
+    doc = read_json_file(source)
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "annotations",
                                                                                     "categories")):
         raise FormatError(f"{source} is not a COCO file (it needs lists 'images', 'annotations', 'categories')")
@@ -192,12 +191,12 @@ def import_project(project: Project, source: Path, options: ImportOptions,
         source = output_file(source)
     doc = _load(source)
     report = ImportReport()
-    cats = [c for c in doc["categories"] if isinstance(c, dict) and "id" in c and "name" in c]
+    cats = [c for c in doc["categories"] if isinstance(c, dict) and isinstance(c.get("id"), int) and "name" in c]
     indices = resolve_class_names(project, [str(c["name"]) for c in cats], options.add_classes, report)
     category_to_class = {c["id"]: i for c, i in zip(cats, indices)}
     by_image: dict[Any, list[dict[str, Any]]] = {}
     for ann in doc["annotations"]:
-        if isinstance(ann, dict):
+        if isinstance(ann, dict) and isinstance(ann.get("image_id"), (int, str)):
             by_image.setdefault(ann.get("image_id"), []).append(ann)
     matcher = ImageMatcher(project.images)
     claims = Claims()
@@ -214,7 +213,7 @@ def import_project(project: Project, source: Path, options: ImportOptions,
             continue
         if not claims.claim(entry, name, report):
             continue
-        anns = by_image.get(img.get("id"), [])
+        anns = by_image.get(img.get("id"), []) if isinstance(img.get("id"), (int, str)) else []
         if not anns and options.background is None:
             report.skipped.append((entry.path, "no annotations"))
             continue

@@ -31,6 +31,7 @@ from segstudio.core.formats.base import (
 from segstudio.core.image_io import ImageReadError, encode_mask_png, read_mask, sniff_format, write_mask
 from segstudio.core.masks import apply_value_map
 from segstudio.core.project import Project
+from segstudio.core.regular_file import read_regular_bytes
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 SOURCE_SUFFIXES = (".png", ".tif", ".tiff")
@@ -42,15 +43,15 @@ def read_index_map(path: Path) -> np.ndarray:
     Raises ``ImageReadError`` with the reason (colour image, float data, unreadable).
     """
     try:
-        head = path.open("rb").read(16)
+        data = read_regular_bytes(path)
     except OSError as exc:
         raise ImageReadError(path, exc.strerror or str(exc)) from None
-    if sniff_format(head) != "tiff":
+    if sniff_format(data[:16]) != "tiff":
         return read_mask(path)
     import tifffile
 
     try:
-        arr = np.asarray(tifffile.imread(io.BytesIO(path.read_bytes()), key=0))
+        arr = np.asarray(tifffile.imread(io.BytesIO(data), key=0))
     except Exception as exc:  # tifffile raises many types for broken files
         raise ImageReadError(path, f"the TIFF data is truncated or corrupt ({exc})") from None
     arr = np.squeeze(arr)

@@ -36,6 +36,7 @@ from segstudio.core.formats.base import (
     exported_masks,
     fill_value,
     image_shape,
+    read_json_file,
     resolve_class_names,
     source_files,
     store,
@@ -112,13 +113,38 @@ def document_to_mask(doc: Mapping[str, Any], shape: tuple[int, int], label_to_cl
         elif kind == "circle":
             if len(pts) < 2:
                 raise FormatError(f"circle {i} ({label!r}) needs a centre and a point on it")
-            radius = float(np.hypot(*(pts[1] - pts[0])))
-            centre = (round(float(pts[0][0])), round(float(pts[0][1])))
-            cv2.circle(mask, centre, round(radius), int(value), -1)
+            fill_circle(mask, pts[0], float(np.hypot(*(pts[1] - pts[0]))), value)
         else:
             fill_polygon(mask, pts, value)
     notes = [f"skipped {n} {kind} shape(s) (no area)" for kind, n in skipped.items()]
     return mask, notes
+
+
+CV2_COORDINATE_LIMIT = 1 << 20
+"""Centres and radii below this go to ``cv2.circle`` (int32 with shift bits); larger ones are computed here."""
+
+
+def fill_circle(mask: np.ndarray, centre: np.ndarray, radius: float, value: int) -> None:
+    """Paint the pixels of a filled circle in place; any finite centre and radius work (1e300 included).
+
+    Ordinary circles are drawn by OpenCV (as before). OpenCV takes int32
+    coordinates, so a centre or radius beyond :data:`CV2_COORDINATE_LIMIT` is
+    rasterised here instead: the pixels of the mask within ``radius`` of the
+    centre, computed in floating point over the part of the mask the circle's
+    box covers (never more than the mask).
+    """
+    h, w = mask.shape[:2]
+    cx, cy, r = float(centre[0]), float(centre[1]), max(float(radius), 0.0)
+    if max(abs(cx), abs(cy), r) < CV2_COORDINATE_LIMIT:
+        cv2.circle(mask, (round(cx), round(cy)), round(r), int(value), -1)
+        return
+    x0, x1 = max(0.0, np.floor(cx - r)), min(w - 1.0, np.ceil(cx + r))
+    y0, y1 = max(0.0, np.floor(cy - r)), min(h - 1.0, np.ceil(cy + r))
+    if x0 > x1 or y0 > y1:
+        return  # the circle lies beside the mask
+    ys, xs = np.ogrid[int(y0):int(y1) + 1, int(x0):int(x1) + 1]
+    inside = np.hypot(xs - cx, ys - cy) <= r
+    mask[int(y0):int(y1) + 1, int(x0):int(x1) + 1][inside] = value
 
 
 def export_project(project: Project, out: Path, options: ExportOptions,
@@ -155,11 +181,11 @@ def import_project(project: Project, source: Path, options: ImportOptions,
     docs: list[tuple[str, dict[str, Any]]] = []
     for rel, path in source_files(source, (".json",)):
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = read_json_file(path)
             if not isinstance(doc, dict):
                 raise FormatError("not a labelme file")
             shape_labels(doc)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, FormatError) as exc:
+        except FormatError as exc:
             report.errors.append((rel, f"not a readable labelme file ({exc})"))
             continue
         docs.append((rel, doc))

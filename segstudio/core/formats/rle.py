@@ -5,6 +5,14 @@ order), starting with a run of zeros (possibly empty). The compressed form
 writes each count, minus the count two places earlier from the fourth on, as
 5-bit groups in printable characters (offset 48), with 0x20 marking "more
 groups follow" and sign extension from bit 0x10 of the last group.
+
+Decoding checks everything before it allocates: the size against the image it
+is for (``shape``) or, without one, against the image pixel limit of
+:mod:`segstudio.core.image_io`; every count as a bounded, non-negative
+integer; the number of counts and their exact sum (Python integers, which
+cannot overflow) against the pixel count. A hostile RLE raises
+:class:`RleError`, never an ``OverflowError``, a huge allocation or a write
+out of bounds.
 """
 
 from __future__ import annotations
@@ -13,6 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from segstudio.core.image_io import max_pixels
+
+MAX_GROUPS = 13
+"""5-bit groups in one compressed count: 65 bits, more than any 64-bit count (pycocotools' limit)."""
 
 
 class RleError(ValueError):
@@ -62,6 +75,8 @@ def string_to_counts(text: str) -> list[int]:
         while more:
             if p >= n:
                 raise RleError("the compressed RLE string ends in the middle of a number")
+            if k >= MAX_GROUPS:
+                raise RleError(f"a count in the compressed RLE string is longer than {MAX_GROUPS} characters")
             c = ord(text[p]) - 48
             if not 0 <= c < 64:
                 raise RleError(f"character {text[p]!r} cannot appear in a compressed RLE string")
@@ -83,30 +98,50 @@ def encode(binary: np.ndarray) -> dict[str, Any]:
     return {"size": [int(h), int(w)], "counts": counts_to_string(runs_of(binary))}
 
 
-def decode(rle: dict[str, Any]) -> np.ndarray:
-    """Boolean H×W mask of an RLE dict; counts may be the compressed string or a list of ints."""
+def decode(rle: dict[str, Any], shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Boolean H×W mask of an RLE dict; counts may be the compressed string or a list of ints.
+
+    ``shape`` (height, width): the image the RLE is for; a different ``size`` is
+    refused before anything is decoded. Raises :class:`RleError` on any bad input.
+    """
     try:
-        h, w = (int(v) for v in rle["size"])
+        size = rle["size"]
         raw = rle["counts"]
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in size):
+            raise TypeError
+        h, w = int(size[0]), int(size[1])
     except (KeyError, TypeError, ValueError):
-        raise RleError("an RLE needs 'size': [height, width] and 'counts'") from None
+        raise RleError("an RLE needs 'size': [height, width] (two integers) and 'counts'") from None
+    if h < 0 or w < 0:
+        raise RleError(f"RLE size {h}×{w} is negative")
+    if shape is not None and (h, w) != tuple(shape):
+        raise RleError(f"the RLE is {w}×{h}, the image {shape[1]}×{shape[0]}")
+    pixels = h * w
+    limit = max_pixels()
+    if pixels > limit:
+        raise RleError(f"RLE size {w}×{h} is more than the limit of {limit / 1e6:.0f} Mpx")
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", "replace")
     if isinstance(raw, str):
-        counts = np.asarray(string_to_counts(raw), np.int64)
-    elif isinstance(raw, list) and all(isinstance(v, int) for v in raw):
-        counts = np.asarray(raw, np.int64)
+        if len(raw) > MAX_GROUPS * (pixels + 1):
+            raise RleError(f"the compressed RLE string is longer than any RLE of {pixels} pixels")
+        values = string_to_counts(raw)
+    elif isinstance(raw, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+        values = raw
     else:
         raise RleError("RLE counts must be a compressed string or a list of integers")
-    if h < 0 or w < 0:
-        raise RleError(f"RLE size {h}×{w} is negative")
-    if counts.size and counts.min() < 0:
+    if len(values) > pixels + 1:
+        raise RleError(f"{len(values)} RLE counts for a mask of {pixels} pixels")
+    if any(v < 0 for v in values):
         raise RleError("RLE counts must not be negative")
-    if int(counts.sum()) != h * w:
-        raise RleError(f"RLE counts add up to {int(counts.sum())} pixels, but the mask has {h}×{w} = {h * w}")
-    values = np.zeros(len(counts), bool)
-    values[1::2] = True
-    flat = np.repeat(values, counts)
+    total = sum(values)  # exact: Python integers do not overflow
+    if total != pixels:
+        raise RleError(f"RLE counts add up to {total} pixels, but the mask has {h}×{w} = {pixels}")
+    counts = np.asarray(values, np.int64)
+    runs = np.zeros(len(counts), bool)
+    runs[1::2] = True
+    flat = np.repeat(runs, counts)
     return flat.reshape((w, h)).T.copy()
 
 

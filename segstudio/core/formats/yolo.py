@@ -36,6 +36,7 @@ from segstudio.core.formats.base import (
     exported_masks,
     fill_value,
     image_shape,
+    read_text_file,
     resolve_class_names,
     source_files,
     store,
@@ -89,10 +90,10 @@ def read_names(folder: Path) -> list[str] | None:
     for where in (folder, folder.parent):
         txt = where / "classes.txt"
         if txt.is_file():
-            return [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return [line.strip() for line in read_text_file(txt).splitlines() if line.strip()]
         yaml = where / "data.yaml"
         if yaml.is_file():
-            names = _names_from_yaml(yaml.read_text(encoding="utf-8"))
+            names = _names_from_yaml(read_text_file(yaml))
             if names is not None:
                 return names
     return None
@@ -190,11 +191,8 @@ def import_project(project: Project, source: Path, options: ImportOptions,
         if not claims.claim(entry, rel, report):
             continue
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text_file(path)
             mask = text_to_mask(text, image_shape(project, entry), yolo_to_class, fill, dtype)
-        except (OSError, UnicodeDecodeError) as exc:
-            report.errors.append((rel, f"cannot read it ({exc})"))
-            continue
         except FormatError as exc:
             report.errors.append((rel, str(exc)))
             continue

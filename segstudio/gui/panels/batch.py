@@ -4,13 +4,16 @@ The progress dialog runs the inference engine's batch generator in a worker
 (images done, images/s, ETA, the errors as they come) with cancel; when the run
 ends the output folder opens in the system's file manager
 (:func:`open_folder`, replaced by the tests). A run that is cancelled keeps
-what was written, and running it again resumes.
+what was written, and running it again resumes. When the output folder holds
+results of another model, the dialog asks whether to segment those images
+again with this one (:attr:`BatchProgressDialog.overwrite_question`) instead of
+mixing the two models' results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -36,6 +40,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.tasks import CancelToken, format_eta
 from segstudio.gui.workers import Task, WorkerPool
 from segstudio.inference.batch import BatchEvent, BatchOptions, segment_folder
+from segstudio.inference.batch_record import OtherModelError
 from segstudio.inference.model_file import MissingCardError
 from segstudio.inference.predictor import Predictor
 from segstudio.workspace.model_choice import BACKENDS
@@ -59,10 +64,12 @@ class BatchRequest:
     masks_per_class: bool = False
     tta: bool = False
     recursive: bool = False
+    overwrite: bool = False
+    """Segment again the images whose results came from another model (the user said so)."""
 
     def options(self) -> BatchOptions:
         return BatchOptions(overlay=self.overlay, masks_per_class=self.masks_per_class, recursive=self.recursive,
-                            tta=self.tta)
+                            tta=self.tta, overwrite=self.overwrite)
 
     def problem(self) -> str | None:
         """What is wrong with the request (for the dialog), or None."""
@@ -77,8 +84,15 @@ class BatchRequest:
         return None
 
 
-def run_batch(request: BatchRequest, cancel: CancelToken) -> Generator[BatchEvent | str, None, BatchEvent | None]:
-    """Load the model, then segment the folder; yields the backend's name, then the batch events."""
+BatchProgress = BatchEvent | str | OtherModelError
+
+
+def run_batch(request: BatchRequest, cancel: CancelToken) -> Generator[BatchProgress, None, BatchEvent | None]:
+    """Load the model, then segment the folder; yields the backend's name, then the batch events.
+
+    When the output folder holds another model's results (and ``overwrite`` is
+    off), yields the :class:`OtherModelError` for the dialog to ask, and ends.
+    """
     engine_backend, device = BACKENDS.get(request.backend, BACKENDS["auto"])
     try:
         predictor = Predictor.from_file(request.model, backend=engine_backend, device=device,
@@ -88,9 +102,12 @@ def run_batch(request: BatchRequest, cancel: CancelToken) -> Generator[BatchEven
                          "in the Model panel to name its classes, then run the batch again") from None
     yield predictor.backend.name
     last: BatchEvent | None = None
-    for event in segment_folder([request.input], request.output, predictor, request.options(), cancel):
-        last = event
-        yield event
+    try:
+        for event in segment_folder([request.input], request.output, predictor, request.options(), cancel):
+            last = event
+            yield event
+    except OtherModelError as exc:
+        yield exc
     return last
 
 
@@ -226,13 +243,28 @@ class BatchProgressDialog(QDialog):
             layout.addWidget(w)
         layout.addLayout(buttons)
         self.resize(560, 0)
-        self.task: Task = workers.start("batch", lambda c: run_batch(request, c), on_progress=self._progress,
-                                        on_finished=self._finished, on_failed=self._failed,
-                                        on_cancelled=self._cancelled)
+        self.workers = workers
+        self.overwrite_question: QMessageBox | None = None
+        """Shown when the output folder holds another model's results: replace them, or stop."""
+        self.task: Task = self._start(request)
 
-    def _progress(self, event: BatchEvent | str) -> None:
+    def _start(self, request: BatchRequest) -> Task:
+        # Callbacks of an earlier task (one that ended with the question) must not touch this run.
+        def current(slot: Any) -> Any:
+            return lambda value: slot(value) if self.task is task else None
+
+        task = self.workers.start("batch", lambda c: run_batch(request, c), on_progress=current(self._progress),
+                                  on_finished=current(self._finished), on_failed=current(self._failed),
+                                  on_cancelled=current(self._cancelled))
+        self.task = task
+        return task
+
+    def _progress(self, event: BatchProgress) -> None:
         if isinstance(event, str):
             self.state.setText(f"Running on {event}")
+            return
+        if isinstance(event, OtherModelError):
+            self._ask_overwrite(event)
             return
         self.last = event
         self.bar.setRange(0, max(1, event.total))
@@ -255,7 +287,34 @@ class BatchProgressDialog(QDialog):
         if outcome.state != "failed":
             self.bar.setRange(0, max(1, self.last.total if self.last else 1))
 
+    def _ask_overwrite(self, exc: OtherModelError) -> None:
+        other = exc.recorded or "an unknown model"
+        box = QMessageBox(QMessageBox.Icon.Question, "Results of another model",
+                          f"{exc.out_dir} already holds the results of {len(exc.sources)} image(s) made with "
+                          f"{other}.\n\nSegment them again with {self.request.model.name}, replacing those "
+                          "results? Otherwise nothing is written: choose another output folder to keep both.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.button(QMessageBox.StandardButton.Yes).setText("Replace them")
+        box.button(QMessageBox.StandardButton.No).setText("Stop")
+        box.finished.connect(lambda result: self._answered(box, result))
+        self.overwrite_question = box
+        self.state.setText(f"The output folder holds results of {other}")
+        box.open()
+
+    def _answered(self, box: QMessageBox, result: int) -> None:
+        self.overwrite_question = None
+        box.deleteLater()
+        if box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Yes:
+            self.request = replace(self.request, overwrite=True)
+            self.state.setText("Segmenting again with this model…")
+            self._start(self.request)
+            return
+        text = "Not run: the output folder holds another model's results; nothing was written"
+        self._end(BatchOutcome("cancelled", self.last, text), text)
+
     def _finished(self, last: BatchEvent | None) -> None:
+        if self.overwrite_question is not None or self.outcome is not None:
+            return  # the run stopped to ask; the answer decided (or decides) what comes next
         last = last or self.last
         written = last.written if last else 0
         failed = last.failed if last else 0
