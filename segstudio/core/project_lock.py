@@ -190,7 +190,9 @@ class _Held:
 
 
 _held: dict[str, _Held] = {}
-_registry = threading.Lock()
+_registry = threading.RLock()
+"""Re-entrant: a Project dropped without close() releases its lock from a weakref finalizer, which the garbage
+collector may run inside acquire() on this same thread (a plain Lock deadlocked there)."""
 
 
 class ProjectLock:
