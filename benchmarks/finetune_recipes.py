@@ -66,6 +66,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lr-1e-3": {"lr": 1e-3},
     "lr-1e-3-bn-train": {"lr": 1e-3, "batchnorm": "train"},
     "lr-2e-3": {"lr": 2e-3},
+    "fp32": {"cpu_bf16": False, "channels_last": False},
+    "fp32-lr-1e-3": {"cpu_bf16": False, "channels_last": False, "lr": 1e-3},
     "crop-384": {"crop_stages": ((0.0, 384),)},
     "batch-8": {"batch_size": 8},
     "focal+dice": {"loss_stages": ((0.0, "focal+dice"),)},
@@ -138,6 +140,8 @@ def run_variant(name: str, args: argparse.Namespace, corrected: tuple[Path, Path
     card = load_card(args.model)
     length: dict[str, Any] = ({"steps": args.steps, "max_seconds": None} if args.steps else
                               {"steps": None, "max_seconds": args.seconds})
+    if factory is finetune_recipe:
+        length["arch"] = card.arch
     cfg = factory(args.model, card.recipe, output_dir=str(work / name), seed=args.seed, threads=args.threads,
                   **length)
     for k, v in over.items():

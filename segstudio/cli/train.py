@@ -254,7 +254,8 @@ def build_config(args: argparse.Namespace, init: Path | None = None, network: st
     if recipe == "finetune":
         if init is None:
             raise CliError("--recipe finetune fine-tunes a trained model: give --model FILE")
-        cfg = finetune_recipe(str(init), load_card(init).recipe)
+        card = load_card(init)
+        cfg = finetune_recipe(str(init), card.recipe, arch=card.arch)
     elif recipe == "small-data":
         cfg = small_data_recipe(None, **arch_overrides)
     elif recipe == "scratch":

@@ -315,17 +315,20 @@ def domain_augment(card_recipe: dict[str, Any] | None) -> AugmentConfig:
 
 
 def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, max_seconds: float | None = 180.0,
-                    **overrides: Any) -> TrainConfig:
+                    arch: str | None = None, **overrides: Any) -> TrainConfig:
     """The recipe for fine-tuning a *trained* model on a few corrected images (chosen automatically whenever
     training starts from a model file; docs/TRAINING.md says what was measured).
 
-    Half the learning rate of a from-scratch run (1e-3 AdamW) with a short
-    warm-up and cosine decay to a tenth; BatchNorm statistics kept (batches of
+    AdamW at the learning rate of a from-scratch CPU run (2e-3; a quarter of
+    it, 5e-4, for the transformer families — ``arch`` names the network) with a
+    short warm-up and cosine decay to a tenth; BatchNorm statistics kept (batches of
     4 are too small to estimate them); the model's own augmentation geometry (:func:`domain_augment`);
     the starting weights scored on the held-out corrections before the first
     step and then every few seconds, the best kept — so the model written is
     never worse there than the one it started from — and an early stop when
-    the held-out score has not improved for a while.
+    the held-out score has not improved for a while. On a CPU with native
+    bfloat16 (AVX512-BF16/AMX) the steps run under bf16 autocast in channels_last:
+    about a third more steps in the same minutes, the same gain per step.
     """
     crop = FULL_IMAGE
     cfg = TrainConfig(
@@ -336,7 +339,7 @@ def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, 
         augment=domain_augment(card_recipe),
         loss_stages=((0.0, "ce"),),
         optimizer="adamw",
-        lr=1e-3,
+        lr=finetune_lr(arch),
         weight_decay=1e-4,
         schedule="cosine",
         warmup_steps=10,
@@ -347,12 +350,25 @@ def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, 
         val_every_epochs=0.0,
         val_every_s=15.0,
         early_stopping_patience=8,
+        channels_last=True,
+        cpu_bf16=True,
     )
     return _with_overrides(cfg, overrides)
 
 
 TRANSFORMER_FAMILIES = frozenset({"segformer", "segnext", "rtformer"})
-"""Families whose attention layers want a smaller learning rate from scratch (AdamW)."""
+"""Families whose attention layers want a smaller learning rate (AdamW)."""
+
+
+def finetune_lr(arch: str | None) -> float:
+    """The fine-tuning recipe's learning rate for network ``arch`` (None or unknown: a convolutional one)."""
+    from segstudio.zoo import get_spec
+
+    try:
+        family = get_spec(arch).family if arch else ""
+    except KeyError:
+        family = ""
+    return 5e-4 if family in TRANSFORMER_FAMILIES else 2e-3
 
 
 def network_scratch_recipe(arch: str, options: dict[str, Any] | None = None, max_seconds: float | None = 600.0,

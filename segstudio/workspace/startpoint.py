@@ -125,7 +125,7 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
         common["model_dir"] = str(model_dir)
     if start.kind == "finetune":
         assert start.init is not None
-        cfg = finetune_recipe(start.init, start.card_recipe, **common)
+        cfg = finetune_recipe(start.init, start.card_recipe, arch=start.arch, **common)
     elif start.preset:
         cfg = small_data_recipe(**common)
     else:

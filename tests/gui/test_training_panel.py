@@ -68,7 +68,7 @@ def test_a_short_fine_tune_makes_a_new_active_version_and_resegments(qtbot, wind
     ready(qtbot, window, painted, start_model)
     panel = window.training_panel
     assert "Fine-tunes toy.safetensors" in panel.start_point.text()
-    assert panel.settings().lr == pytest.approx(1e-3) and panel.settings().loss == "ce"  # the fine-tuning recipe
+    assert panel.settings().lr == pytest.approx(2e-3) and panel.settings().loss == "ce"  # the fine-tuning recipe
     before_sha = sha(start_model)
     panel.set_settings(TrainSettings(length=4, unit="steps", lr=1e-3, freeze_encoder=True, loss="focal+dice"))
     events: list[str] = []
@@ -213,7 +213,7 @@ def test_training_needs_labels_and_says_where_it_starts(qtbot, window: MainWindo
     assert not window.training_panel.start() and window.training.process is None
     # the fine-tuning recipe's defaults are in the panel
     s = panel.settings()
-    assert (s.unit, s.length, s.loss, s.mode) == ("seconds", 180, "ce", "rounds") and s.lr == pytest.approx(1e-3)
+    assert (s.unit, s.length, s.loss, s.mode) == ("seconds", 180, "ce", "rounds") and s.lr == pytest.approx(2e-3)
     # an ONNX file without a twin cannot be trained, and nothing is trained instead
     window.settings.set_onnx_class_names(model_dir / "foreign.onnx", ["background", "red", "blue"])
     choose_model(qtbot, window, model_dir / "foreign.onnx")

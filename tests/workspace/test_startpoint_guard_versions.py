@@ -43,8 +43,12 @@ def test_start_points(tmp_path: Path) -> None:
 def test_each_start_point_gets_its_recipe(tmp_path: Path) -> None:
     model = base_model(tmp_path / "m" / "cells.safetensors")
     ft = run_config(start_point(ModelChoice.file(model)), RunSettings(), tmp_path / "run", tmp_path / "versions")
-    assert ft.init_model == str(model) and ft.lr == 1e-3 and ft.max_seconds == 180 and ft.frozen_batchnorm()
+    assert ft.init_model == str(model) and ft.lr == 2e-3 and ft.max_seconds == 180 and ft.frozen_batchnorm()
     assert ft.validates_start() and ft.model_dir == str(tmp_path / "versions") and not ft.augment.rot90
+    assert ft.cpu_bf16 and ft.channels_last  # bf16 autocast where the CPU has it natively
+    from segstudio.training.config import finetune_lr
+
+    assert finetune_lr("segformer_b0") == 5e-4 and finetune_lr("fastscnn") == 2e-3 and finetune_lr(None) == 2e-3
     small = run_config(start_point(ModelChoice.preset_network("small-data")), RunSettings(), tmp_path)
     assert (small.arch, small.options, small.lr, small.max_seconds) == ("unet", {"base_width": 8}, 5e-3, 600)
     assert not small.frozen_batchnorm() and not small.validates_start()
