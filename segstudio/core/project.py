@@ -111,8 +111,9 @@ __all__ = [
 ]
 
 def default_classes() -> ClassTable:
-    """``background`` and ``foreground``: the smallest table a network can be trained on."""
-    return ClassTable.from_names(["background", "foreground"], [(0, 0, 0), (230, 25, 75)])
+    """``background`` and ``foreground``: the smallest table a network can be trained on (colours that show
+    on dark and light images alike)."""
+    return ClassTable.from_names(["background", "foreground"], [(0, 130, 200), (230, 25, 75)])
 
 
 @dataclass
@@ -489,18 +490,20 @@ class Project:
 
     # ---------------------------------------------------------------- classes
 
-    def set_classes(self, table: ClassTable, lut: np.ndarray | None = None) -> None:
+    def set_classes(self, table: ClassTable, lut: np.ndarray | None = None,
+                    remap: staged_remap.MaskRemap | None = None) -> None:
         """Replace the class table; with ``lut`` rewrite every label and prediction as ``lut[old_mask]``.
 
         Renaming, recolouring and adding classes need no ``lut``; removing
-        classes does (see :meth:`merge_classes`). Masks are rewritten (staged,
-        crash-safe) when ``lut`` is given or the mask dtype changes (crossing 254
-        classes). The project file is saved. The change is a transaction: when it
-        fails (``SaveError``, ``ProjectError``), the classes in memory and on disk
-        and every mask are as they were.
+        classes does (see :meth:`merge_classes`). ``remap`` (with ``lut``)
+        rewrites each mask file instead of the plain lookup (an undoable class
+        change records or restores pixels, :mod:`segstudio.core.class_edits`).
+        Masks are rewritten (staged, crash-safe) when ``lut`` is given or the
+        mask dtype changes (crossing 254 classes). The project file is saved.
+        The change is a transaction: when it fails (``SaveError``,
+        ``ProjectError``), the classes in memory and on disk and every mask are
+        as they were. A table may be empty (a new project before its first class).
         """
-        if len(table) < 1:
-            raise ValueError("a project needs at least one class")
         with self._lock:
             self._check_writable()
             old_n, new_n = len(self._classes), len(table)
@@ -512,7 +515,7 @@ class Project:
             self._finish_staged_remap()  # never stage a change over an unfinished one
             old_classes = self._classes
             if full_lut is not None:
-                staged_remap.stage_masks(self.root, old_n, full_lut, self.inside)
+                staged_remap.stage_masks(self.root, old_n, remap if remap is not None else full_lut, self.inside)
             self._classes = table
             self._pending_remap = full_lut is not None
             text = dump_document(self.to_json())
