@@ -82,8 +82,8 @@ class ClassChange:
             shape, packed = recorded
             if shape == new.shape:
                 count = shape[0] * shape[1]
-                bits = np.unpackbits(np.frombuffer(zlib.decompress(packed), np.uint8), count=count)
-                bits = bits.reshape(shape).astype(bool)
+                flat = np.unpackbits(np.frombuffer(zlib.decompress(packed), np.uint8), count=count)
+                bits = flat.reshape(shape).astype(bool)
                 became = self.into if self.into is not None else unlabelled_value(mask_dtype(len(self.after)))
                 out[bits & (new == became)] = self.removed
         return out

@@ -34,7 +34,7 @@ from segstudio.core.image_io import IMAGE_SUFFIXES, list_images
 from segstudio.core.project import Project
 from segstudio.gui.actions import build_menus, create_actions, shortcut_table
 from segstudio.gui.canvas.canvas import Canvas
-from segstudio.gui.controller import NeedsProjectFolder, ProjectController
+from segstudio.gui.controller import ProjectController
 from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
 from segstudio.gui.model_commands import ModelCommands
 from segstudio.gui.panels.classes import ClassPanel
@@ -53,8 +53,17 @@ from segstudio.gui.undo import UndoAdapter
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace.document import ImageDocument, class_pixel_counts
 from segstudio.workspace.model_choice import ModelChoice
+from segstudio.workspace.opening import EmptyFolder
 
 SAMPLE_PROJECT = "sample-project"
+
+
+def project_title(project: Project) -> str:
+    """The project's part of the title bar: its folder, and where it is kept when that is elsewhere (a
+    read-only image folder's project lives in the user's data folder)."""
+    if project.image_folder is None:
+        return project.root.name
+    return f"{project.image_folder.name} (read-only; project kept in {project.root})"
 
 
 class MainWindow(QMainWindow):
@@ -167,7 +176,7 @@ class MainWindow(QMainWindow):
         c.loadFailed.connect(self._load_failed)
         c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.errorOccurred.connect(self.show_message)
-        c.needsProjectFolder.connect(self._ask_project_folder)
+        c.emptyFolder.connect(self._empty_folder)
         c.busyChanged.connect(self._busy)
         self.files.imageActivated.connect(c.open_entry)
         self.welcome.recentChosen.connect(self.open_recent)
@@ -298,14 +307,13 @@ class MainWindow(QMainWindow):
                               "images and train a network from the zoo on them.", QMessageBox.Icon.Information)
         self.controller.create_project(root, samples, sample_classes(models[0] if models else None))
 
-    def _ask_project_folder(self, need: NeedsProjectFolder) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "The images' folder is read-only: choose a folder for the project (images are copied there)",
-            self.settings.last_dir())
-        if folder:
-            self.controller.create_project(folder, need.images)
+    def _empty_folder(self, empty: EmptyFolder) -> None:
+        """A folder without images was opened: say how to add some (nothing was written there)."""
+        if self.controller.project is None:
+            self.message_page.setText(empty.hint())
+            self.stack.setCurrentWidget(self.message_page)
         else:
-            self.show_message("Not opened", need.reason)
+            self.show_message("No images", empty.hint(), QMessageBox.Icon.Information)
 
     # ------------------------------------------------------------------ controller → view
     def _show_project(self, project: Project | None) -> None:
@@ -408,7 +416,7 @@ class MainWindow(QMainWindow):
         project, doc = self.controller.project, self.controller.current
         parts = [doc.entry.name] if doc is not None else []
         if project is not None:
-            parts.append(project.root.name)
+            parts.append(project_title(project))
         self.setWindowTitle(" — ".join([*parts, "segstudio"]) + "[*]")
         self.setWindowModified(self.controller.any_dirty())
 

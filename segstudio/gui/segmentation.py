@@ -244,6 +244,12 @@ class SegmentController(QObject):
 
     def _refit(self) -> None:
         project = self.controller.project
+        if (self.loaded is not None and project is not None and not len(project.classes) and not project.read_only
+                and len(self.loaded.card.classes)):
+            # a new project without classes starts with the chosen model's (no extras, nothing to rewrite)
+            self.controller.set_class_table(self.loaded.card.classes)
+            if len(self.controller.classes):
+                return  # classesChanged refits
         self.fit = (fit_classes(self.loaded.card.classes, project.classes)
                     if self.loaded is not None and project is not None else None)
         self.fitChanged.emit(self.fit)
