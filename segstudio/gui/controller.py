@@ -47,6 +47,7 @@ from segstudio.gui.settings import app_data_dir
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace import opening
 from segstudio.workspace.document import ImageDocument, LoadedDocument, load_document
+from segstudio.workspace.model_choice import adopted
 from segstudio.workspace.opening import EmptyFolder
 from segstudio.workspace.uncertainty import UncertaintyScores, mean_score, save_uncertainty
 
@@ -514,6 +515,18 @@ class ProjectController(QObject):
         if not 0 <= index < len(self.classes) or (into is not None and not 0 <= into < len(self.classes)):
             return
         self._rewrite(class_edits.deletion(self.classes, index, into))
+
+    def import_classes(self, table: ClassTable) -> None:
+        """Take the imported class table ``table`` (see :mod:`segstudio.workspace.class_import`): its classes in
+        its order and colours, the project's other classes after them; masks are renumbered by name."""
+        if not len(self.classes):
+            self.set_class_table(table)
+            return
+        merged, lut = adopted(self.classes, table)
+        if merged == self.classes:
+            self.message.emit("The project already has these classes in this order")
+            return
+        self.set_class_table(merged, None if np.array_equal(lut, np.arange(len(lut))) else lut)
 
     def merge_classes(self, source: int, target: int) -> None:
         """Merge class ``source`` into ``target`` in every mask (an undoable :meth:`delete_class`)."""

@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(self._recount)
         self._last_box: QMessageBox | None = None
         self._shown_path: str | None = None
+        self._follow_class: tuple[str, int] | None = None  # a class being moved: (name, new place)
         self._wire_controller()
         self._wire_tools()
         self._wire_actions()
@@ -186,7 +187,9 @@ class MainWindow(QMainWindow):
         cp.addRequested.connect(c.add_class)
         cp.renameRequested.connect(c.rename_class)
         cp.recolourRequested.connect(c.recolour_class)
-        cp.mergeRequested.connect(c.merge_classes)
+        cp.deleteRequested.connect(c.delete_class)
+        cp.moveRequested.connect(self._move_class)
+        cp.importRequested.connect(c.import_classes)
         self.canvas.cursorMoved.connect(self._cursor_moved)
         self.canvas.zoomChanged.connect(self.status.show_zoom)
 
@@ -362,7 +365,14 @@ class MainWindow(QMainWindow):
         self.canvas.show_uncertainty(has_heat and self.all_actions.view.uncertainty.isChecked())
         self._update_enabled()
 
+    def _move_class(self, index: int, to: int) -> None:
+        self._follow_class = (self.controller.classes[index].name, to)
+        self.controller.move_class(index, to)
+
     def _classes_changed(self, classes: ClassTable) -> None:
+        follow, self._follow_class = self._follow_class, None
+        if follow is not None and follow[1] < len(classes) and classes[follow[1]].name == follow[0]:
+            self.tools.set_class(follow[1])  # the moved class stays the one painted with
         self.canvas.set_classes(classes)
         self.class_panel.set_classes(classes)
         self.tools.set_num_classes(len(classes))

@@ -153,7 +153,7 @@ def test_merging_classes_rewrites_masks_in_a_worker(qtbot, window: MainWindow, i
     window.canvas.set_zoom(3.0)
     busy: list[bool] = []
     c.busyChanged.connect(busy.append)
-    window.class_panel.merge_button.click()
+    window.class_panel.delete_button.click()
     qtbot.waitUntil(lambda: busy == [True, False], timeout=10_000)
     assert c.classes.names == ["background", "foreground"]
     assert c.current.session.label[30, 40] == 1
