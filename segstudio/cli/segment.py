@@ -8,13 +8,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from tqdm import tqdm
-
 from segstudio.cli import CliError
 from segstudio.core.tasks import format_eta
 from segstudio.paths import DEFAULT_MODEL, ModelNotFoundError, find_model
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from segstudio.core.tasks import CancelToken
     from segstudio.inference.batch import BatchEvent, BatchOptions
 
@@ -80,6 +80,8 @@ class _Reporter:
         facts = ", ".join([rate, f"ETA {format_eta(ev.eta_s)}", *extra])
         if self.tty:
             if self.bar is None:
+                from tqdm import tqdm  # here: the app imports the command line to read its own arguments
+
                 self.bar = tqdm(total=ev.total, file=self.stream, unit="image", dynamic_ncols=True,
                                 bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} images{postfix}")
             self.bar.n = ev.done

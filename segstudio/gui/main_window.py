@@ -409,6 +409,7 @@ class MainWindow(QMainWindow):
 
     def _load_failed(self, path: str, message: str) -> None:
         self.status.set_busy(False)
+        self.files.mark_broken(path, message)
         self.message_page.setText(f"Cannot open {path}\n\n{message}")
         self.stack.setCurrentWidget(self.message_page)
 
