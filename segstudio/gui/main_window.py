@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(self._recount)
         self._last_box: QMessageBox | None = None
         self._shown_path: str | None = None
+        self._cursor: tuple[float, float] | None = None  # the image pixel under the pointer
         self._follow_class: tuple[str, int] | None = None  # a class being moved: (name, new place)
         self._wire_controller()
         self._wire_tools()
@@ -171,6 +172,7 @@ class MainWindow(QMainWindow):
         c.predictionChanged.connect(self._prediction_changed)
         c.classesChanged.connect(self._classes_changed)
         c.labelEdited.connect(self._count_timer.start)
+        c.labelEdited.connect(self._reread_pixel)
         c.dirtyChanged.connect(self._dirty_changed)
         c.statusChanged.connect(self._status_changed)
         c.loadingStarted.connect(self._loading)
@@ -420,7 +422,14 @@ class MainWindow(QMainWindow):
         self.status.set_busy(busy)
 
     def _cursor_moved(self, x: float, y: float) -> None:
+        self._cursor = (x, y)
         self.status.show_pixel(*describe_pixel(self.controller.current, self.controller.classes, x, y))
+
+    def _reread_pixel(self) -> None:
+        """Read the pixel under the pointer again (after an edit: an accepted prediction is no longer
+        "(predicted)")."""
+        if self._cursor is not None:
+            self._cursor_moved(*self._cursor)
 
     def _update_title(self) -> None:
         # "[*]" is where Qt shows the unsaved-changes mark (setWindowModified)
