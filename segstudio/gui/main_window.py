@@ -36,6 +36,7 @@ from segstudio.gui.actions import build_menus, create_actions, shortcut_table
 from segstudio.gui.canvas.canvas import Canvas
 from segstudio.gui.controller import ProjectController
 from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
+from segstudio.gui.focus import return_focus_to
 from segstudio.gui.model_commands import ModelCommands
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
@@ -124,6 +125,8 @@ class MainWindow(QMainWindow):
         self._shown_path: str | None = None
         self._cursor: tuple[float, float] | None = None  # the image pixel under the pointer
         self._follow_class: tuple[str, int] | None = None  # a class being moved: (name, new place)
+        self.spin_focus = return_focus_to(self.canvas, [self.tool_options, self.training_panel, self.model_panel],
+                                          self)
         self._wire_controller()
         self._wire_tools()
         self._wire_actions()
