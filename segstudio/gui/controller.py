@@ -83,6 +83,7 @@ class ProjectController(QObject):
     predictionChanged = Signal(object)  # ImageDocument whose prediction or uncertainty changed
     dirtyChanged = Signal(bool)  # whether any label is unsaved
     busyChanged = Signal(bool)  # a project-wide change (merging classes) is running
+    imagesChanged = Signal(object)  # Project: its images' labels and statuses changed on disk (an import)
     emptyFolder = Signal(object)  # EmptyFolder: a folder without images was opened (nothing was written)
     message = Signal(str)  # a line for the status bar
     errorOccurred = Signal(str, str)  # title, message: worth a dialog
@@ -343,6 +344,10 @@ class ProjectController(QObject):
             return False
         self.note_edit()
         return True
+
+    def unsaved_paths(self) -> set[str]:
+        """The images whose label has edits not yet on disk."""
+        return {d.path for d in self._docs.values() if d.dirty}
 
     def any_dirty(self) -> bool:
         return any(d.dirty for d in self._docs.values())
@@ -642,6 +647,36 @@ class ProjectController(QObject):
             self.errorOccurred.emit("Cannot change the classes", f"{msg}\nNothing was changed.")
 
         self.workers.start("change classes", work, on_finished=done, on_failed=failed)
+
+    def project_job_blocked(self) -> str | None:
+        """Why a job that rewrites the project's masks (a class change, an import) cannot start now, or None."""
+        if self.project is None:
+            return "no project is open"
+        if self.project.read_only:
+            return f"the project is {self.project.read_only_reason}"
+        if self._busy:
+            return "another change to the project is running"
+        return next((r for r in (f() for f in self.class_change_blockers) if r), None)
+
+    def set_busy(self, busy: bool) -> None:
+        """Hold the window still (no painting, no panels) while a project-wide job runs."""
+        self._set_busy(busy)
+
+    def reload_from_disk(self) -> None:
+        """Forget the open images and show the current one again as its files now hold it (after an import
+        wrote labels); the classes, the image list and its statuses follow (``imagesChanged``)."""
+        project = self.project
+        if project is None:
+            return
+        path = self._requested
+        self.workers.cancel("load image")
+        self._docs.clear()
+        self.current = None
+        self.documentChanged.emit(None)
+        self.classesChanged.emit(project.classes)
+        self.imagesChanged.emit(project)
+        if path is not None and any(e.path == path for e in project.images):
+            self.open_entry(path)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy

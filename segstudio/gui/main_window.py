@@ -41,6 +41,7 @@ from segstudio.gui.model_commands import ModelCommands
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
 from segstudio.gui.panels.help import ShortcutsDialog
+from segstudio.gui.panels.labels_dialog import LabelsDialog
 from segstudio.gui.panels.model import ModelPanel
 from segstudio.gui.panels.status_bar import StatusFields, describe_pixel
 from segstudio.gui.panels.tool_options import ToolOptions
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(self._recount)
         self._last_box: QMessageBox | None = None
         self._shown_path: str | None = None
+        self.labels_dialogs: dict[str, LabelsDialog] = {}
         self._cursor: tuple[float, float] | None = None  # the image pixel under the pointer
         self._follow_class: tuple[str, int] | None = None  # a class being moved: (name, new place)
         self.spin_focus = return_focus_to(self.canvas, [self.tool_options, self.training_panel, self.model_panel],
@@ -183,6 +185,7 @@ class MainWindow(QMainWindow):
         c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.errorOccurred.connect(self.show_message)
         c.emptyFolder.connect(self._empty_folder)
+        c.imagesChanged.connect(self.files.set_project)
         c.busyChanged.connect(self._busy)
         self.files.imageActivated.connect(c.open_entry)
         self.welcome.recentChosen.connect(self.open_recent)
@@ -217,6 +220,8 @@ class MainWindow(QMainWindow):
         f.open_project.triggered.connect(self.ask_open_project)
         f.open_samples.triggered.connect(self.open_samples)
         f.rescan.triggered.connect(c.rescan)
+        f.import_labels.triggered.connect(lambda: self.show_labels_dialog("import"))
+        f.export_labels.triggered.connect(lambda: self.show_labels_dialog("export"))
         f.save.triggered.connect(c.save_all_async)
         f.close_project.triggered.connect(c.close_project)
         f.quit.triggered.connect(self.close)
@@ -456,8 +461,9 @@ class MainWindow(QMainWindow):
     def _update_enabled(self) -> None:
         a, project, doc = self.all_actions, self.controller.project, self.controller.current
         for act in (a.file.rescan, a.file.save, a.file.close_project, a.image.next, a.image.previous,
-                    a.image.next_unlabelled):
+                    a.image.next_unlabelled, a.file.export_labels):
             act.setEnabled(project is not None)
+        a.file.import_labels.setEnabled(project is not None and not project.read_only)
         editable = doc is not None and doc.editable
         a.edit.accept_prediction.setEnabled(editable and doc is not None and doc.session.prediction is not None)
         a.edit.mark_reviewed.setEnabled(editable)
@@ -505,6 +511,16 @@ class MainWindow(QMainWindow):
         box.open()
         self._last_box = box
         return box
+
+    def show_labels_dialog(self, mode: str) -> LabelsDialog:
+        """File › Import Labels… ("import") or Export Labels… ("export"): one non-modal dialog each."""
+        dialog = self.labels_dialogs.get(mode)
+        if dialog is None:
+            dialog = self.labels_dialogs[mode] = LabelsDialog(mode, self.controller, self)
+        dialog.update_preview()
+        dialog.show()
+        dialog.raise_()
+        return dialog
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(shortcut_table(self.all_actions), self)
