@@ -188,6 +188,8 @@ class MainWindow(QMainWindow):
         c.imagesChanged.connect(self.files.set_project)
         c.busyChanged.connect(self._busy)
         self.files.imageActivated.connect(c.open_entry)
+        self.segment.domainWarning.connect(lambda text: self.show_message(
+            "These images may be new to the model", text, QMessageBox.Icon.Information))
         self.welcome.recentChosen.connect(self.open_recent)
         cp = self.class_panel
         cp.classSelected.connect(self.tools.set_class)
