@@ -97,11 +97,13 @@ class ClassPanel(QWidget):
         self.up_button.clicked.connect(lambda: self.move_current(-1))
         self.down_button.clicked.connect(lambda: self.move_current(1))
         buttons = QHBoxLayout()
-        for b in (self.add_button, self.colour_button, self.delete_button, self.up_button, self.down_button):
+        for b in (self.add_button, self.colour_button, self.delete_button):
             buttons.addWidget(b)
-        more = QHBoxLayout()
+        more = QHBoxLayout()  # a second row: the panel is no wider than with three buttons
         more.addWidget(self.import_button)
         more.addStretch(1)
+        more.addWidget(self.up_button)
+        more.addWidget(self.down_button)
         self.toggles = QHBoxLayout()
         self.toggles.addStretch(1)
         layout = QVBoxLayout(self)
