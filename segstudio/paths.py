@@ -17,6 +17,7 @@ Standard library only, so the CLI, the GUI and the build recipe can all use it.
 from __future__ import annotations
 
 import contextlib
+import os
 import site
 import sys
 from collections.abc import Sequence
@@ -93,3 +94,47 @@ def icon_path(size: int | None = None) -> Path:
     """The app icon: the SVG, or the PNG rendered at ``size`` pixels (one of :data:`ICON_SIZES`)."""
     name = "segstudio.svg" if size is None else f"segstudio-{size}.png"
     return resources_dir() / "icons" / name
+
+
+DEFAULT_MODEL = "camvid-fastscnn"
+"""The shipped default model: what ``segstudio segment`` uses when no ``--model`` is given, and the model the
+sample images open with."""
+
+MODEL_SUFFIXES = (".onnx", ".safetensors")
+
+
+class ModelNotFoundError(ValueError):
+    """``--model`` names neither a model file nor a shipped model; the message lists the shipped ones."""
+
+
+def shipped_models(folder: Path | None = None) -> list[Path]:
+    """The model files shipped in ``models/`` (or ``folder``), the default model's first."""
+    where = models_dir() if folder is None else folder
+    if not where.is_dir():
+        return []
+    found = sorted(p for p in where.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES)
+    return sorted(found, key=lambda p: p.stem != DEFAULT_MODEL)
+
+
+def find_model(text: str | Path | None, prefer: Sequence[str] = MODEL_SUFFIXES, folder: Path | None = None) -> Path:
+    """The model file ``text`` names: a path to a model file, or the name of a shipped model
+    (``camvid-fastscnn``: its file with the first suffix of ``prefer`` that is shipped). ``None``: the
+    shipped default model. Raises :class:`ModelNotFoundError` naming the shipped models."""
+    name = DEFAULT_MODEL if text is None or str(text) == "" else str(text)
+    path = Path(name)
+    if os.path.lexists(path) and not path.is_dir():
+        return path  # a file (or a FIFO, a device: the model loader refuses those with the reason)
+    shipped = shipped_models(folder)
+    if path.suffix not in MODEL_SUFFIXES and path.name == name:  # a bare name, not a path that is missing
+        for suffix in prefer:
+            found = next((p for p in shipped if p.stem == name and p.suffix == suffix), None)
+            if found is not None:
+                return found
+    names = sorted({p.stem for p in shipped})
+    listed = f"shipped models: {', '.join(names)}" if names else f"no model is shipped in {folder or models_dir()}"
+    if text is None:
+        raise ModelNotFoundError(f"no --model given and the default model {DEFAULT_MODEL} is not installed "
+                                 f"({listed}); give a model file with --model")
+    what = "the model file" if path.suffix in MODEL_SUFFIXES or path.name != name else "no model file or shipped model"
+    raise ModelNotFoundError(f"{what} {name} " + ("does not exist" if what == "the model file" else "found")
+                             + f" ({listed})")

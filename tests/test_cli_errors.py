@@ -204,11 +204,11 @@ def test_segment_into_another_models_results_needs_overwrite(tmp_path: Path,
     assert cli.main(["segment", *common, "--model", str(first)]) == 0
     assert cli.main(["segment", *common, "--model", str(first)]) == 0  # the same model resumes: all skipped
     assert "skipped 2 (already done)" in capsys.readouterr().err
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert cli.main(["segment", *common, "--model", str(second)]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "holds results of 2 image(s) made with first.safetensors" in err and "--overwrite" in err
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert cli.main(["segment", *common, "--model", str(second), "--overwrite"]) == 0
     assert "written 2" in capsys.readouterr().err
-    assert all(recorded_model(out / f"{i}.png").startswith("second.safetensors sha256:") for i in range(2))
+    assert all(recorded_model(out / "masks" / f"{i}.png").startswith("second.safetensors sha256:") for i in range(2))

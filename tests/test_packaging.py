@@ -22,8 +22,7 @@ from xml.etree import ElementTree
 import pytest
 from PIL import Image
 
-from segstudio.gui.panels.welcome import DEFAULT_MODEL
-from segstudio.paths import ICON_SIZES
+from segstudio.paths import DEFAULT_MODEL, ICON_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGING = REPO / "packaging"

@@ -153,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.name != "torch":
             return _unexpected(exc, arguments)
         # export-onnx, import-checkpoint (and training) need torch; the base install and the frozen app lack it.
-        _error(f"`segstudio {arguments[0]}` needs PyTorch, which is not installed here; "
-               "install it with the torch extra: pip install 'segstudio[torch]'")
+        from segstudio.install_hints import torch_hint
+
+        _error(f"`segstudio {arguments[0]}` needs PyTorch, which is not installed here; {torch_hint()}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("segstudio: interrupted", file=sys.stderr)

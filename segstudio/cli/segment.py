@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from segstudio.cli import CliError
 from segstudio.core.tasks import format_eta
+from segstudio.paths import DEFAULT_MODEL, ModelNotFoundError, find_model
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from segstudio.core.tasks import CancelToken
     from segstudio.inference.batch import BatchEvent, BatchOptions
 
@@ -20,13 +23,16 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "segment",
         help="segment images and folders with a model file",
-        description="Write OUT/<stem>.png class-index maps for the images (and folders of images) given, "
-        "keeping the folders' structure. Images already done are skipped, so an interrupted run resumes. "
-        "Files that fail are listed at the end; the exit status is 1 if any failed.",
+        description="Write OUT/masks/<stem>.png class-index maps (palette PNGs: the pixel value is the class "
+        "index, the palette the class colours) and OUT/classes.json (the legend) for the images (and folders of "
+        "images) given, keeping the folders' structure. Images already done are skipped, so an interrupted run "
+        "resumes. Files that fail are listed at the end; the exit status is 1 if any failed.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if needed)")
-    p.add_argument("--model", required=True, metavar="FILE", help="a .safetensors or .onnx model file")
+    p.add_argument("--model", default=None, metavar="NAME|FILE",
+                   help=f"a .safetensors or .onnx model file, or a shipped model by name (default: {DEFAULT_MODEL}; "
+                        "`segstudio models --files` lists them)")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: PyTorch on CUDA if there is a GPU, else ONNX Runtime on the CPU (default)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
@@ -34,9 +40,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="autocast precision on CUDA (default fp16)")
     p.add_argument("--classes", metavar="A,B,C", help="class names, for an ONNX file without a segstudio card")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: flips × scales 0.5–2 (slower)")
-    p.add_argument("--overlay", action="store_true", help="also write OUT/<stem>.overlay.png colour overlays")
+    p.add_argument("--overlay", action="store_true", help="also write OUT/overlays/<stem>.png colour overlays")
     p.add_argument("--masks-per-class", action="store_true",
-                   help="also write a 0/255 mask per class (OUT/<stem>.mask-NN-<class>.png)")
+                   help="also write a 0/255 mask per class (OUT/classes/NN-<class>/<stem>.png)")
     p.add_argument("--recursive", action="store_true", help="also segment images in sub-folders")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="segment images again even if their outputs exist")
@@ -58,28 +64,36 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 class _Reporter:
-    """A progress bar with images/s and ETA on a terminal; a plain line every few seconds otherwise."""
+    """A progress bar (tqdm) with images/s and ETA on a terminal; elsewhere (a log file, a pipe) a plain line when
+    the count changed and at least 10 s passed, and the last one."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = stream.isatty()
-        self.last = 0.0
+        self.bar: tqdm | None = None
+        self.last_line = 0.0
+        self.last_done = -1
 
     def show(self, ev: BatchEvent) -> None:
-        now = time.monotonic()
+        extra = [f"{n} {what}" for n, what in ((ev.skipped, "skipped"), (ev.failed, "failed")) if n]
         rate = f"{ev.images_per_s:.1f} images/s" if ev.images_per_s else "- images/s"
-        text = (f"{ev.done}/{ev.total}  {rate}  ETA {format_eta(ev.eta_s)}"
-                + (f"  ({ev.skipped} skipped)" if ev.skipped else "")
-                + (f"  ({ev.failed} failed)" if ev.failed else ""))
+        facts = ", ".join([rate, f"ETA {format_eta(ev.eta_s)}", *extra])
         if self.tty:
-            width = 30
-            filled = int(width * ev.done / ev.total) if ev.total else width
-            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\033[K", end="", file=self.stream, flush=True)
+            if self.bar is None:
+                from tqdm import tqdm  # here: the app imports the command line to read its own arguments
+
+                self.bar = tqdm(total=ev.total, file=self.stream, unit="image", dynamic_ncols=True,
+                                bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} images{postfix}")
+            self.bar.n = ev.done
+            self.bar.set_postfix_str(facts, refresh=False)
+            self.bar.refresh()
             if ev.finished:
-                print(file=self.stream)
-        elif ev.finished or now - self.last >= 5.0 or ev.done == 0:
-            print(text, file=self.stream, flush=True)
-            self.last = now
+                self.bar.close()
+            return
+        now = time.monotonic()
+        if ev.finished or (ev.done != self.last_done and now - self.last_line >= 10.0):
+            print(f"{ev.done}/{ev.total} images, {facts}", file=self.stream, flush=True)
+            self.last_line, self.last_done = now, ev.done
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
     if args.actors is not None and args.ray is None:
         raise CliError("--actors applies to a run on Ray: add --ray")
     names = [n.strip() for n in args.classes.split(",")] if args.classes else None
+    try:
+        args.model = find_model(args.model, prefer=_preferred_suffixes(args.backend, args.device))
+    except ModelNotFoundError as exc:
+        raise CliError(str(exc)) from None
     options = BatchOptions(overlay=args.overlay, masks_per_class=args.masks_per_class, recursive=args.recursive,
                            tta=args.tta, resume=args.resume, overwrite=args.overwrite, batch_size=args.batch_size,
                            decode_workers=args.workers, encode_workers=args.workers)
@@ -117,6 +135,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _preferred_suffixes(backend: str, device: str) -> tuple[str, ...]:
+    """Which of a shipped model's files to run: the PyTorch one where PyTorch runs it (asked for, or CUDA
+    there for ``auto``), else the ONNX one."""
+    torch_first = (".safetensors", ".onnx")
+    if backend == "torch":
+        return torch_first
+    if backend == "onnx" or device == "cpu":
+        return (".onnx", ".safetensors")
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch_first
+    return (".onnx", ".safetensors")
 
 
 def _here(args: argparse.Namespace, names: list[str] | None, options: BatchOptions, cancel: CancelToken

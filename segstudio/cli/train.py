@@ -141,7 +141,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Segment the images with the model and compare with the masks (pixels not labelled do not "
         "count). Prints a table, or JSON with --json.",
     )
-    e.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors or .onnx model file")
+    e.add_argument("model", metavar="MODEL",
+                   help="a .safetensors or .onnx model file, or a shipped model by name (e.g. camvid-fastscnn)")
     e.add_argument("--images", type=Path, required=True, metavar="DIR")
     e.add_argument("--masks", type=Path, required=True, metavar="DIR")
     e.add_argument("--map", action="append", default=[], metavar="VALUE=CLASS[,…]",
@@ -186,17 +187,16 @@ def resolve_model(text: str | None) -> tuple[Path | None, str | None]:
 
     An ONNX file trains through its ``.safetensors`` twin; one without a twin is refused."""
     from segstudio.inference.model_file import ModelFileError, trainable_file
-    from segstudio.paths import models_dir
+    from segstudio.paths import ModelNotFoundError, find_model
 
     if not text:
         return None, None
     path = Path(text)
     if not path.is_file() and not text.endswith((".safetensors", ".onnx")):
-        shipped = [models_dir() / f"{text}{suffix}" for suffix in (".safetensors", ".onnx")]
-        found = next((p for p in shipped if p.is_file()), None)
-        if found is None:
+        try:
+            path = find_model(text, prefer=(".safetensors", ".onnx"))
+        except ModelNotFoundError:
             return None, text  # a network name (checked when the network is built)
-        path = found
     if not path.is_file():
         raise CliError(f"the model file {path} does not exist")
     try:
@@ -433,14 +433,17 @@ def _join(args: argparse.Namespace, cfg: TrainConfig) -> DistContext:
 def run_eval(args: argparse.Namespace) -> int:
     from segstudio.inference.model_file import ModelFileError
     from segstudio.inference.predictor import TTA, Predictor
+    from segstudio.paths import ModelNotFoundError, find_model
     from segstudio.training.data import DataError, FolderData, load_folders
     from segstudio.training.evaluate import score_samples
     from segstudio.zoo import CardError
 
     names = [n.strip() for n in args.classes.split(",")] if args.classes else None
     try:
+        args.model = find_model(args.model, prefer=(".safetensors", ".onnx") if args.backend == "torch"
+                                else (".onnx", ".safetensors"))
         predictor = Predictor.from_file(args.model, backend=args.backend, device=args.device, class_names=names)
-    except (ModelFileError, CardError, ValueError, RuntimeError) as exc:
+    except (ModelNotFoundError, ModelFileError, CardError, ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
     classes = predictor.card.classes.names
     spec = FolderData(str(args.images), str(args.masks), classes=tuple(classes), value_map=tuple(args.map),

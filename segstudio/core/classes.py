@@ -7,6 +7,7 @@ labelled it. With more than 254 classes masks become uint16 and 65535 marks
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -48,20 +49,44 @@ def voc_palette(n: int = 256) -> list[RGB]:
     return out
 
 
-# Easily told apart on photos and on grey EM images; extended with VOC colours beyond.
+# Easily told apart, and visible on dark images (EM, night scenes) and light ones alike: no black, white,
+# grey or pale colour (each has a luminance contrast of at least 2 against black and 1.25 against white, and
+# a chroma of at least 100, so it also stands out on grey). Beyond these, golden-angle hues, equally visible.
 _DISTINCT: list[RGB] = [
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (170, 210, 30), (255, 105, 180),
+    (0, 128, 128), (150, 90, 255), (170, 110, 40), (0, 190, 160), (200, 70, 20),
+    (255, 160, 120), (128, 128, 0), (255, 80, 80), (100, 120, 255), (190, 150, 0),
 ]
 
 
+def relative_luminance(colour: Sequence[int]) -> float:
+    """The WCAG relative luminance of an sRGB colour (0 black … 1 white)."""
+    def linear(v: int) -> float:
+        c = v / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(int(v)) for v in colour[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _golden_hue_colour(index: int) -> RGB:
+    hue = (index * 0.618033988749895) % 1.0
+    value = 1.0
+    while True:
+        r, g, b = colorsys.hsv_to_rgb(hue, 0.8, value)
+        colour = (round(r * 255), round(g * 255), round(b * 255))
+        if relative_luminance(colour) <= 0.6:  # not too pale to see on a white image
+            return colour
+        value -= 0.05
+
+
 def default_colour(index: int) -> RGB:
-    """A distinct colour for class ``index`` (stable: the same index always gets the same colour)."""
+    """A distinct colour for class ``index`` (stable: the same index always gets the same colour), visible
+    over dark and light images."""
     if index < len(_DISTINCT):
         return _DISTINCT[index]
-    return voc_palette(index + 1)[index]
+    return _golden_hue_colour(index)
 
 
 CAMVID_CLASSES: list[tuple[str, RGB]] = [
@@ -200,6 +225,41 @@ class ClassTable:
             lut[c.index] = new_index - (1 if new_index > source else 0)
         dtype = mask_dtype(len(table))
         return table, lut.astype(dtype if size == 256 else np.uint16)
+
+    def _identity_lut(self) -> np.ndarray:
+        return np.arange(65536 if len(self._classes) > MAX_CLASSES_8BIT else 256, dtype=np.int64)
+
+    def removed(self, index: int) -> tuple[ClassTable, np.ndarray]:
+        """Delete class ``index``; its pixels become "not labelled" (later indices shift down).
+
+        Returns the new table and the lookup table ``lut[old_mask]`` = new mask, like :meth:`merged`.
+        """
+        n = len(self._classes)
+        if not 0 <= index < n:
+            raise ValueError(f"there is no class {index} to delete ({n} classes)")
+        kept = [c for c in self._classes if c.index != index]
+        table = ClassTable(LabelClass(i, c.name, c.colour) for i, c in enumerate(kept))
+        lut = self._identity_lut()
+        unl_new = unlabelled_value(mask_dtype(len(table)))
+        unl_old = unlabelled_value(mask_dtype(n))
+        lut[unl_old] = unl_new
+        for c in self._classes:
+            lut[c.index] = unl_new if c.index == index else c.index - (1 if c.index > index else 0)
+        return table, lut.astype(mask_dtype(len(table)) if lut.size == 256 else np.uint16)
+
+    def moved(self, index: int, to: int) -> tuple[ClassTable, np.ndarray]:
+        """Move class ``index`` to position ``to`` (the others keep their order); returns the new table and the
+        lookup table that renumbers the masks."""
+        n = len(self._classes)
+        if not (0 <= index < n and 0 <= to < n):
+            raise ValueError(f"cannot move class {index} to {to} ({n} classes)")
+        order = [c for c in self._classes if c.index != index]
+        order.insert(to, self._classes[index])
+        table = ClassTable(LabelClass(i, c.name, c.colour) for i, c in enumerate(order))
+        lut = self._identity_lut()
+        for new, c in enumerate(order):
+            lut[c.index] = new
+        return table, lut.astype(mask_dtype(n) if lut.size == 256 else np.uint16)
 
     def lut_rgb(self, unlabelled: RGB = (0, 0, 0)) -> np.ndarray:
         """A (256 or 65536)×3 uint8 lookup table: ``lut[mask]`` is the colour image."""

@@ -83,8 +83,6 @@ def check_mask(mask: np.ndarray, num_classes: int, shape: tuple[int, int] | None
     (height, width), when given, must match. Raises :class:`MaskError` naming the
     offending values.
     """
-    if num_classes < 1:
-        raise MaskError("the project has no classes")
     arr = to_mask_dtype(np.asarray(mask), num_classes)
     if shape is not None and arr.shape != tuple(shape):
         raise MaskError(f"the mask is {arr.shape[1]}×{arr.shape[0]} but the image is {shape[1]}×{shape[0]}")
@@ -95,6 +93,8 @@ def check_mask(mask: np.ndarray, num_classes: int, shape: tuple[int, int] | None
         wrong = (arr >= num_classes) & (arr != unl)
         if wrong.any():
             bad = value_counts(arr[wrong])
+            if num_classes < 1:
+                raise MaskError(f"the project has no classes yet, but the mask holds values {_describe_values(bad)}")
             raise MaskError(
                 f"mask values {_describe_values(bad)} are not classes (there are {num_classes}: "
                 f"0..{num_classes - 1}, {unl} = not labelled)"
@@ -217,15 +217,17 @@ def remap_lut(lut: np.ndarray, old_num_classes: int, new_num_classes: int) -> np
     """A lookup table from old masks (dtype of ``old_num_classes``) to new masks (dtype of ``new_num_classes``).
 
     ``lut[old_index]`` is the new class index (as returned by
-    :meth:`ClassTable.merged`); the "not labelled" marker is translated between
-    dtypes, and values that are no class at all become "not labelled".
+    :meth:`ClassTable.merged`), or the new dtype's "not labelled" marker (a deleted
+    class, :meth:`ClassTable.removed`); the marker is translated between dtypes,
+    and values that are no class at all become "not labelled".
     """
     old_dtype, new_dtype = mask_dtype(old_num_classes), mask_dtype(new_num_classes)
     size = 256 if old_dtype == np.uint8 else 65536
-    out = np.full(size, unlabelled_value(new_dtype), np.int64)
+    unl = unlabelled_value(new_dtype)
+    out = np.full(size, unl, np.int64)
     n = min(old_num_classes, len(lut))
     target = np.asarray(lut[:n], np.int64)
-    if n and (target.min() < 0 or target.max() >= new_num_classes):
+    if n and (target.min() < 0 or ((target >= new_num_classes) & (target != unl)).any()):
         raise MaskError(f"the lookup table maps classes outside 0..{new_num_classes - 1}")
     out[:n] = target
     return out.astype(new_dtype)

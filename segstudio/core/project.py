@@ -111,8 +111,9 @@ __all__ = [
 ]
 
 def default_classes() -> ClassTable:
-    """``background`` and ``foreground``: the smallest table a network can be trained on."""
-    return ClassTable.from_names(["background", "foreground"], [(0, 0, 0), (230, 25, 75)])
+    """``background`` and ``foreground``: the smallest table a network can be trained on (colours that show
+    on dark and light images alike)."""
+    return ClassTable.from_names(["background", "foreground"], [(0, 130, 200), (230, 25, 75)])
 
 
 @dataclass
@@ -127,8 +128,10 @@ class Project:
     """An opened project. Create with :meth:`open` or :meth:`create`; see the module docstring for the layout."""
 
     def __init__(self, root: Path, classes: ClassTable, entries: Sequence[ImageEntry],
-                 recursive: bool = False) -> None:
+                 recursive: bool = False, image_folder: Path | None = None) -> None:
         self.root = Path(root)
+        self.image_folder = Path(image_folder) if image_folder is not None else None
+        """Where the images are when they are not in the project folder (see :meth:`create`), else None."""
         self._classes = classes
         self._entries: list[ImageEntry] = list(entries)
         self._by_path: dict[str, ImageEntry] = {e.path: e for e in self._entries}
@@ -201,15 +204,19 @@ class Project:
     @classmethod
     def create(cls, root: Path | str, images: Iterable[Path | str] | None = None,
                classes: ClassTable | None = None, recursive: bool = False,
-               copy_outside: bool = False, program: str = "segstudio") -> Project:
+               copy_outside: bool = False, program: str = "segstudio", image_folder: Path | str | None = None
+               ) -> Project:
         """Create a project in ``root`` (made if missing), save it and hold its lock.
 
         ``images``: the images to include (default: those in ``root``, found by
         suffix). Images outside ``root`` are refused unless ``copy_outside``,
-        which copies them into ``root/images/``. ``classes`` defaults to
-        :func:`default_classes`. Raises :class:`ProjectError` if ``root`` already
-        holds a project or cannot be written, :class:`ProjectLockedError` if
-        another process is creating or has it open.
+        which copies them into ``root/images/``. ``image_folder``: the images
+        stay in that folder (e.g. a read-only one) and the project in ``root``
+        (its labels, predictions, project file) refers to them there; they are
+        only ever read. ``classes`` defaults to :func:`default_classes`. Raises
+        :class:`ProjectError` if ``root`` already holds a project or cannot be
+        written, :class:`ProjectLockedError` if another process is creating or
+        has it open.
         """
         root_path = Path(root)
         if (root_path / PROJECT_FILE).exists():
@@ -220,7 +227,8 @@ class Project:
             raise ProjectError(f"cannot create the project folder {root_path}: {exc.strerror or exc}") from None
         lock = acquire(root_path, program)
         try:
-            return cls._create_locked(root_path, images, classes, recursive, copy_outside, lock)
+            folder = Path(os.path.abspath(image_folder)) if image_folder is not None else None
+            return cls._create_locked(root_path, images, classes, recursive, copy_outside, lock, folder)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -228,10 +236,11 @@ class Project:
 
     @classmethod
     def _create_locked(cls, root: Path, images: Iterable[Path | str] | None, classes: ClassTable | None,
-                       recursive: bool, copy_outside: bool, lock: ProjectLock | None) -> Project:
+                       recursive: bool, copy_outside: bool, lock: ProjectLock | None,
+                       image_folder: Path | None = None) -> Project:
         if (root / PROJECT_FILE).exists():  # checked again under the lock: another process may have won
             raise ProjectError(f"{root} already holds a project ({PROJECT_FILE}); open it instead")
-        project = cls(root, classes if classes is not None else default_classes(), [], recursive)
+        project = cls(root, classes if classes is not None else default_classes(), [], recursive, image_folder)
         project._hold(lock)
         if images is None:
             project._add_rel(project._scan())
@@ -252,7 +261,8 @@ class Project:
         backup = file.with_name(file.name + BACKUP_SUFFIX) if file.name == PROJECT_FILE else None
         usable = backup if backup_hint and backup is not None and is_readable_project_file(backup) else None
         text, doc = read_document(inside_root(file.parent, file, "project file"), usable)
-        project = cls(file.parent, doc.classes, doc.entries, doc.recursive)
+        project = cls(file.parent, doc.classes, doc.entries, doc.recursive,
+                      Path(doc.image_folder) if doc.image_folder is not None else None)
         project._pending_remap = doc.staged_remap
         project._saved_text = text
         return project
@@ -346,8 +356,13 @@ class Project:
         except KeyError:
             raise KeyError(f"{rel!r} is not an image of the project at {self.root}") from None
 
+    @property
+    def image_root(self) -> Path:
+        """The folder image paths are relative to: the project folder, or its :attr:`image_folder`."""
+        return self.image_folder if self.image_folder is not None else self.root
+
     def image_path(self, entry: ImageEntry | str) -> Path:
-        return self.root / self.entry(entry).path
+        return self.image_root / self.entry(entry).path
 
     def label_path(self, entry: ImageEntry | str) -> Path:
         return self.root / LABELS_DIR / self.entry(entry).label_name
@@ -489,18 +504,20 @@ class Project:
 
     # ---------------------------------------------------------------- classes
 
-    def set_classes(self, table: ClassTable, lut: np.ndarray | None = None) -> None:
+    def set_classes(self, table: ClassTable, lut: np.ndarray | None = None,
+                    remap: staged_remap.MaskRemap | None = None) -> None:
         """Replace the class table; with ``lut`` rewrite every label and prediction as ``lut[old_mask]``.
 
         Renaming, recolouring and adding classes need no ``lut``; removing
-        classes does (see :meth:`merge_classes`). Masks are rewritten (staged,
-        crash-safe) when ``lut`` is given or the mask dtype changes (crossing 254
-        classes). The project file is saved. The change is a transaction: when it
-        fails (``SaveError``, ``ProjectError``), the classes in memory and on disk
-        and every mask are as they were.
+        classes does (see :meth:`merge_classes`). ``remap`` (with ``lut``)
+        rewrites each mask file instead of the plain lookup (an undoable class
+        change records or restores pixels, :mod:`segstudio.core.class_edits`).
+        Masks are rewritten (staged, crash-safe) when ``lut`` is given or the
+        mask dtype changes (crossing 254 classes). The project file is saved.
+        The change is a transaction: when it fails (``SaveError``,
+        ``ProjectError``), the classes in memory and on disk and every mask are
+        as they were. A table may be empty (a new project before its first class).
         """
-        if len(table) < 1:
-            raise ValueError("a project needs at least one class")
         with self._lock:
             self._check_writable()
             old_n, new_n = len(self._classes), len(table)
@@ -512,7 +529,7 @@ class Project:
             self._finish_staged_remap()  # never stage a change over an unfinished one
             old_classes = self._classes
             if full_lut is not None:
-                staged_remap.stage_masks(self.root, old_n, full_lut, self.inside)
+                staged_remap.stage_masks(self.root, old_n, remap if remap is not None else full_lut, self.inside)
             self._classes = table
             self._pending_remap = full_lut is not None
             text = dump_document(self.to_json())
@@ -554,7 +571,10 @@ class Project:
         into ``images/`` (its name made unique). Only image suffixes are accepted.
         """
         self._check_writable()
-        rels, outside = split_image_paths(self.root, paths)
+        rels, outside = split_image_paths(self.image_root, paths)
+        if outside and self.image_folder is not None:
+            raise ProjectError(f"{len(outside)} image(s) lie outside the project's image folder {self.image_folder}, "
+                               f"e.g. {outside[0]}")
         if outside and not copy_outside:
             raise ProjectError(
                 f"{len(outside)} image(s) lie outside the project folder {self.root}, e.g. {outside[0]}; "
@@ -580,8 +600,8 @@ class Project:
         return added
 
     def _scan(self) -> list[str]:
-        found = list_images(self.root, recursive=self.recursive)
-        rels = [p.relative_to(self.root).as_posix() for p in found]
+        found = list_images(self.image_root, recursive=self.recursive)
+        rels = [p.relative_to(self.image_root).as_posix() for p in found]
         return [r for r in rels if r.split("/")[0] not in RESERVED_DIRS]
 
     def refresh(self) -> RefreshResult:
@@ -611,7 +631,8 @@ class Project:
     # ----------------------------------------------------------------- saving
 
     def to_json(self) -> dict[str, Any]:
-        return ProjectDocument(self._classes, self._entries, self.recursive, self._pending_remap).to_json()
+        folder = str(self.image_folder) if self.image_folder is not None else None
+        return ProjectDocument(self._classes, self._entries, self.recursive, self._pending_remap, folder).to_json()
 
     def save(self) -> None:
         """Write ``segstudio.json`` atomically, keeping the previous version as ``segstudio.json.bak``.

@@ -199,13 +199,19 @@ class ProjectDocument:
     entries: Sequence[ImageEntry]
     recursive: bool = False
     staged_remap: bool = False
+    image_folder: str | None = None
+    """Where the images are, when not in the project folder (absolute: a read-only folder whose project is kept
+    in the user's data folder); image paths are relative to it."""
 
     def to_json(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"recursive": self.recursive}
+        if self.image_folder is not None:
+            settings["image_folder"] = self.image_folder
         doc: dict[str, Any] = {
             "kind": KIND,
             "schema": SCHEMA_VERSION,
             "classes": self.classes.to_json(),
-            "settings": {"recursive": self.recursive},
+            "settings": settings,
             "images": [e.to_json() for e in self.entries],
         }
         if self.staged_remap:
@@ -300,4 +306,7 @@ def read_document(file: Path, backup: Path | None) -> tuple[str, ProjectDocument
         entries.append(ImageEntry(path, label, cast(Status, status)))
     settings = doc.get("settings", {})
     recursive = bool(settings.get("recursive", False)) if isinstance(settings, dict) else False
-    return text, ProjectDocument(classes, entries, recursive, bool(doc.get("staged_remap", False)))
+    image_folder = settings.get("image_folder") if isinstance(settings, dict) else None
+    if image_folder is not None and (not isinstance(image_folder, str) or not os.path.isabs(image_folder)):
+        raise fail(f"its image folder {image_folder!r} is not an absolute path")
+    return text, ProjectDocument(classes, entries, recursive, bool(doc.get("staged_remap", False)), image_folder)

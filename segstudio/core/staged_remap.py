@@ -2,8 +2,9 @@
 
 :meth:`~segstudio.core.project.Project.set_classes` runs the transaction:
 
-1. :func:`stage_masks` writes ``lut[mask]`` of every label and prediction
-   under ``.segstudio-staging/``; the originals are untouched. On any failure
+1. :func:`stage_masks` writes the rewritten version (``lut[mask]``, or a
+   :data:`MaskRemap` of each file) of every label and prediction under
+   ``.segstudio-staging/``; the originals are untouched. On any failure
    the staging folder is removed and nothing has changed.
 2. The project file is saved with the new classes and ``staged_remap: true``:
    the commit point. If that save fails, the project rolls back (old classes in
@@ -37,6 +38,10 @@ MASK_FOLDERS = (LABELS_DIR, PREDICTIONS_DIR)
 Inside = Callable[[Path, str], Path]
 """Checks that a path resolves inside the project and returns it resolved (``Project.inside``)."""
 
+MaskRemap = Callable[[str, str, np.ndarray], np.ndarray]
+"""``remap(folder, rel, mask)`` → the new mask of ``<folder>/<rel>`` (``folder``: labels or predictions), in the
+new classes' dtype: a lookup table for most changes; a class change that can be undone also restores pixels."""
+
 
 def discard_staging(root: Path, inside: Inside) -> None:
     """Remove the staging folder (a class change that did not commit, or leftovers)."""
@@ -52,8 +57,10 @@ def _ensure_dir(folder: Path) -> None:
         raise SaveError(folder, exc.strerror or str(exc)) from None
 
 
-def stage_masks(root: Path, old_num_classes: int, full_lut: np.ndarray, inside: Inside) -> int:
+def stage_masks(root: Path, old_num_classes: int, remap: np.ndarray | MaskRemap, inside: Inside) -> int:
     """Write the rewritten version of every label and prediction into the staging folder; returns how many.
+
+    ``remap``: a full lookup table (``lut[mask]``) or a :data:`MaskRemap` called once per file.
 
     Raises :class:`ProjectError` when a mask cannot be read and ``SaveError``
     when one cannot be written; in both cases the staging folder is removed.
@@ -73,7 +80,7 @@ def stage_masks(root: Path, old_num_classes: int, full_lut: np.ndarray, inside: 
                     raise ProjectError(f"cannot rewrite {folder}/{rel}: {exc}; nothing was changed") from None
                 dest = inside(staging / folder / rel, "staged mask")
                 _ensure_dir(dest.parent)
-                write_mask(dest, full_lut[mask])
+                write_mask(dest, remap(folder, rel, mask) if callable(remap) else remap[mask])
                 count += 1
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -41,6 +41,34 @@ class CancelToken:
         return self._event.wait(timeout)
 
 
+class LinkedToken(CancelToken):
+    """A token cancelled by itself or by any of its ``parents``: e.g. a worker's own token (cancelled when the
+    window closes) together with a Cancel button's token, handed to work that checks one token."""
+
+    def __init__(self, *parents: CancelToken) -> None:
+        super().__init__()
+        self.parents = parents
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set() or any(p.cancelled for p in self.parents)
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled(self.reason)
+        for p in self.parents:
+            p.raise_if_cancelled()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.cancelled:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._event.wait(min(left, 0.05))
+        return True
+
+
 NEVER_CANCELLED = CancelToken()
 """A token nobody cancels, for callers that do not need cancel."""
 

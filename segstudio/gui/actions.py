@@ -55,6 +55,8 @@ class FileActions(_Group):
     open_project: QAction
     open_samples: QAction
     batch: QAction
+    import_labels: QAction
+    export_labels: QAction
     rescan: QAction
     save: QAction
     close_project: QAction
@@ -173,6 +175,10 @@ def create_actions(parent: QWidget) -> Actions:
         open_samples=a(parent, "Open &Sample Images", "Ctrl+Alt+S", "Open the demo images shipped with segstudio"),
         batch=a(parent, "&Batch Segment Folder…", "Ctrl+B",
                 "Segment a folder of images with a model and write the results to another folder"),
+        import_labels=a(parent, "&Import Labels…", "Ctrl+Shift+I",
+                        "Read labels made elsewhere (index/VOC PNG, binary masks, COCO, labelme, YOLO)"),
+        export_labels=a(parent, "&Export Labels…", "Ctrl+Shift+E",
+                        "Write the labels as index/VOC PNGs, binary masks, COCO, labelme or YOLO"),
         rescan=a(parent, "&Rescan Folder", "F5", "Add images that appeared in the project folder"),
         save=a(parent, "&Save", QKeySequence.StandardKey.Save, "Save now (segstudio also saves by itself)"),
         close_project=a(parent, "&Close Project", "Ctrl+W"),
@@ -271,6 +277,7 @@ def build_menus(bar: QMenuBar, actions: Actions) -> dict[str, QMenu]:
     m.addAction(f.open_samples)
     m.addSeparator()
     m.addAction(f.batch)
+    m.addActions([f.import_labels, f.export_labels])
     m.addSeparator()
     m.addActions([f.rescan, f.save, f.close_project])
     m.addSeparator()

@@ -24,38 +24,37 @@ project; the open documents follow the classes the project ends up with.
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from segstudio.core import class_edits
 from segstudio.core.atomic import SaveError
+from segstudio.core.class_edits import ClassChange
 from segstudio.core.classes import RGB, ClassTable, mask_dtype, unlabelled_value
 from segstudio.core.editing.history import History
-from segstudio.core.image_io import IMAGE_SUFFIXES, list_images
-from segstudio.core.masks import remap_lut
-from segstudio.core.project import Project, ProjectError, ProjectLockedError
-from segstudio.core.project_file import PROJECT_FILE, ImageEntry
+from segstudio.core.image_io import IMAGE_SUFFIXES
+from segstudio.core.masks import remap_lut, to_mask_dtype
+from segstudio.core.project import Project, ProjectError
+from segstudio.core.project_file import LABELS_DIR, PREDICTIONS_DIR, PROJECT_FILE, ImageEntry
+from segstudio.core.staged_remap import MaskRemap
 from segstudio.core.tasks import CancelToken
+from segstudio.gui.settings import app_data_dir
 from segstudio.gui.workers import WorkerPool
+from segstudio.workspace import opening
 from segstudio.workspace.document import ImageDocument, LoadedDocument, load_document
+from segstudio.workspace.model_choice import adopted
+from segstudio.workspace.opening import EmptyFolder
 from segstudio.workspace.uncertainty import UncertaintyScores, mean_score, save_uncertainty
 
 AUTOSAVE_MS = 1500
 CACHE_BYTES = 1536 * 1024 * 1024
-
-
-@dataclass
-class NeedsProjectFolder:
-    """Opening failed because the images' folder cannot hold a project; ask where to put one."""
-
-    images: list[Path]
-    reason: str
+CLASS_UNDO_STEPS = 10
+"""How many class changes (deletions, merges, moves) can be undone."""
 
 
 def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
@@ -71,47 +70,6 @@ def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
     project.save()
 
 
-def open_or_read_only(open_writable: Callable[[], Project], root: Path) -> Project:
-    """The project as ``open_writable`` opens it, or read-only when another process holds its lock."""
-    try:
-        return open_writable()
-    except ProjectLockedError as exc:
-        who = exc.holder.describe() if exc.holder is not None else "another process"
-        return Project.open(root, read_only=True, read_only_reason=f"open in another segstudio window or command "
-                                                                   f"({who}), so it was opened read-only")
-
-
-def _open_project_work(path: Path) -> Project | NeedsProjectFolder:
-    root = path.parent if path.is_file() else path
-    recursive = (not (root / PROJECT_FILE).exists() and root.is_dir() and not list_images(root)
-                 and bool(list_images(root, recursive=True)))
-    try:
-        return open_or_read_only(lambda: Project.open(path, recursive=recursive, program="segstudio app"), root)
-    except ProjectError as exc:
-        if root.is_dir() and not (root / PROJECT_FILE).exists() and not os.access(root, os.W_OK):
-            images = list_images(root, recursive=recursive)
-            return NeedsProjectFolder(images, str(exc))
-        raise
-
-
-def _open_images_work(images: list[Path]) -> Project | NeedsProjectFolder:
-    folder = Path(os.path.commonpath([str(p.resolve().parent) for p in images]))
-    def open_and_add() -> Project:
-        if (folder / PROJECT_FILE).exists():
-            project = Project.open(folder, program="segstudio app")
-            project.add_images(images)
-            project.save()
-            return project
-        return Project.create(folder, images=images, program="segstudio app")
-
-    try:
-        return open_or_read_only(open_and_add, folder)
-    except ProjectError as exc:
-        if not os.access(folder, os.W_OK):
-            return NeedsProjectFolder(images, str(exc))
-        raise
-
-
 class ProjectController(QObject):
     """The open project and its documents; see the module docstring."""
 
@@ -125,14 +83,22 @@ class ProjectController(QObject):
     predictionChanged = Signal(object)  # ImageDocument whose prediction or uncertainty changed
     dirtyChanged = Signal(bool)  # whether any label is unsaved
     busyChanged = Signal(bool)  # a project-wide change (merging classes) is running
-    needsProjectFolder = Signal(object)  # NeedsProjectFolder
+    imagesChanged = Signal(object)  # Project: its images' labels and statuses changed on disk (an import)
+    emptyFolder = Signal(object)  # EmptyFolder: a folder without images was opened (nothing was written)
     message = Signal(str)  # a line for the status bar
     errorOccurred = Signal(str, str)  # title, message: worth a dialog
 
     def __init__(self, workers: WorkerPool, parent: QObject | None = None, autosave_ms: int = AUTOSAVE_MS,
-                 cache_bytes: int = CACHE_BYTES) -> None:
+                 cache_bytes: int = CACHE_BYTES, data_dir: Path | None = None) -> None:
         super().__init__(parent)
         self.workers = workers
+        self.data_dir = data_dir if data_dir is not None else app_data_dir()
+        """The user's data folder: the projects of read-only image folders are kept in it."""
+        self.new_classes: ClassTable = ClassTable()
+        """The classes a project the app creates starts with (empty: the window asks for classes, or takes the
+        chosen model's)."""
+        self.class_undo: list[ClassChange] = []
+        """Class changes that rewrote masks and can be undone, the latest last (see :meth:`undo`)."""
         self.project: Project | None = None
         self.scores: UncertaintyScores | None = None
         """The open project's uncertainty scores (see :mod:`segstudio.workspace.uncertainty`)."""
@@ -156,7 +122,8 @@ class ProjectController(QObject):
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
             self.open_images([p])
             return
-        self._start_open(f"Opening {p}…", lambda c: _open_project_work(p))
+        data, classes = self.data_dir, self.new_classes
+        self._start_open(f"Opening {p}…", lambda c: opening.open_folder(p, data, classes))
 
     def open_paths(self, paths: Sequence[Path | str]) -> None:
         """Open what a drop or the command line named: one folder/project, or a set of images."""
@@ -175,7 +142,8 @@ class ProjectController(QObject):
         paths = [Path(p) for p in images]
         if not paths:
             return
-        self._start_open(f"Opening {len(paths)} image(s)…", lambda c: _open_images_work(paths))
+        data, classes = self.data_dir, self.new_classes
+        self._start_open(f"Opening {len(paths)} image(s)…", lambda c: opening.open_images(paths, data, classes))
 
     def create_project(self, root: Path | str, images: Sequence[Path | str],
                        classes: ClassTable | None = None) -> None:
@@ -191,7 +159,7 @@ class ProjectController(QObject):
             return Project.create(r, images=paths, classes=classes, copy_outside=True, program="segstudio app")
 
         def work(cancel: CancelToken) -> Project:
-            return open_or_read_only(open_and_add, r)
+            return opening.open_or_read_only(open_and_add, r)
 
         self._start_open(f"Creating a project in {r}…", work)
 
@@ -201,17 +169,18 @@ class ProjectController(QObject):
         self.message.emit(text)
         self.workers.cancel("open project")
 
-        def open_and_score(cancel: CancelToken) -> tuple[Project | NeedsProjectFolder, UncertaintyScores | None]:
+        def open_and_score(cancel: CancelToken) -> tuple[Project | EmptyFolder, UncertaintyScores | None]:
             result = work(cancel)
             return result, UncertaintyScores.load(result) if isinstance(result, Project) else None
 
         self.workers.start("open project", open_and_score, on_finished=self._opened,
                            on_failed=lambda msg: self.errorOccurred.emit("Cannot open", msg))
 
-    def _opened(self, opened: tuple[Project | NeedsProjectFolder, UncertaintyScores | None]) -> None:
+    def _opened(self, opened: tuple[Project | EmptyFolder, UncertaintyScores | None]) -> None:
         result, scores = opened
-        if isinstance(result, NeedsProjectFolder):
-            self.needsProjectFolder.emit(result)
+        if isinstance(result, EmptyFolder):
+            self.message.emit(result.hint())
+            self.emptyFolder.emit(result)
             return
         self.project = result
         self.scores = scores
@@ -240,6 +209,7 @@ class ProjectController(QObject):
         self.project = None
         self.scores = None
         self.current = None
+        self.class_undo.clear()
         self._docs.clear()
         self._requested = None
         self.documentChanged.emit(None)
@@ -346,8 +316,22 @@ class ProjectController(QObject):
         self._autosave.start()
 
     def undo(self) -> None:
-        if self.current is not None and self.current.editable and self.current.session.undo() is not None:
-            self.note_edit()
+        """Undo the current image's last step; when it has none left, the last class change (a deletion, a
+        merge or a move: the image histories start afresh after one, so what they hold is newer)."""
+        doc = self.current
+        if doc is not None and doc.editable and doc.session.history.can_undo:
+            if doc.session.undo() is not None:
+                self.note_edit()
+            return
+        if self.class_undo:
+            self.undo_class_change()
+
+    def undo_text(self) -> str | None:
+        """What Undo would undo now ("brush", "delete class 'Road'"), or None."""
+        doc = self.current
+        if doc is not None and doc.editable and doc.session.history.can_undo:
+            return doc.session.history.undo_label
+        return self.class_undo[-1].what if self.class_undo else None
 
     def redo(self) -> None:
         if self.current is not None and self.current.editable and self.current.session.redo() is not None:
@@ -360,6 +344,10 @@ class ProjectController(QObject):
             return False
         self.note_edit()
         return True
+
+    def unsaved_paths(self) -> set[str]:
+        """The images whose label has edits not yet on disk."""
+        return {d.path for d in self._docs.values() if d.dirty}
 
     def any_dirty(self) -> bool:
         return any(d.dirty for d in self._docs.values())
@@ -522,16 +510,72 @@ class ProjectController(QObject):
         classes move or go). Labels and predictions stay whole; open images lose their undo history."""
         self._change_classes(table, lut)
 
-    def merge_classes(self, source: int, target: int) -> None:
-        """Merge class ``source`` into ``target`` in every mask (a worker rewrites the files).
+    def delete_class(self, index: int, into: int | None = None) -> None:
+        """Delete class ``index``; its pixels in every label and prediction go to class ``into`` (a merge) or
+        become "not labelled" (None). A worker rewrites the files; Edit › Undo brings it all back.
 
-        Open images are remapped in memory; their undo history is cleared, since its
-        steps hold the old class numbers.
+        Open images are rewritten in memory; their undo history starts afresh (its steps hold the old class
+        numbers), so the next Undo undoes this deletion.
         """
-        table, lut = self.classes.merged(source, target)
-        self._change_classes(table, lut)
+        if not 0 <= index < len(self.classes) or (into is not None and not 0 <= into < len(self.classes)):
+            return
+        self._rewrite(class_edits.deletion(self.classes, index, into))
 
-    def _change_classes(self, table: ClassTable, lut: np.ndarray | None = None) -> None:
+    def import_classes(self, table: ClassTable) -> None:
+        """Take the imported class table ``table`` (see :mod:`segstudio.workspace.class_import`): its classes in
+        its order and colours, the project's other classes after them; masks are renumbered by name."""
+        if not len(self.classes):
+            self.set_class_table(table)
+            return
+        merged, lut = adopted(self.classes, table)
+        if merged == self.classes:
+            self.message.emit("The project already has these classes in this order")
+            return
+        self.set_class_table(merged, None if np.array_equal(lut, np.arange(len(lut))) else lut)
+
+    def merge_classes(self, source: int, target: int) -> None:
+        """Merge class ``source`` into ``target`` in every mask (an undoable :meth:`delete_class`)."""
+        self.delete_class(source, target)
+
+    def move_class(self, index: int, to: int) -> None:
+        """Move class ``index`` to place ``to``: its number changes in every mask (undoable)."""
+        n = len(self.classes)
+        if index != to and 0 <= index < n and 0 <= to < n:
+            self._rewrite(class_edits.move(self.classes, index, to))
+
+    def undo_class_change(self) -> None:
+        """Undo the last class change that rewrote masks (see :meth:`delete_class`)."""
+        if self.class_undo:
+            self._rewrite(self.class_undo[-1], undoing=True)
+
+    def _rewrite(self, change: ClassChange, undoing: bool = False) -> None:
+        project = self.project
+        if project is None:
+            return
+
+        def work(cancel: CancelToken) -> None:
+            if undoing:
+                class_edits.undo(project, change)
+            else:
+                class_edits.apply(project, change)
+
+        def committed() -> None:
+            if undoing:
+                self.class_undo.remove(change)
+                self.message.emit(f"Undone: {change.what}")
+            else:
+                self.class_undo = [*self.class_undo[-(CLASS_UNDO_STEPS - 1):], change]
+                self.message.emit(f"Done: {change.what} (Edit › Undo brings it back)")
+
+        self._change_classes(change.before if undoing else change.after, None, work,
+                             change.backward if undoing else change.forward, committed)
+
+    def _change_classes(self, table: ClassTable, lut: np.ndarray | None = None,
+                        work: Callable[[CancelToken], None] | None = None, remap: MaskRemap | None = None,
+                        committed: Callable[[], None] | None = None) -> None:
+        """Change the class table: at once when no mask changes, else in a worker that rewrites every mask
+        (``work``, or ``lut``); the open documents follow the classes the project ends up with (``remap``
+        per mask). Only an undoable change (``committed``) keeps the class undo steps."""
         project = self.project
         if project is None or self._busy:
             return
@@ -539,29 +583,50 @@ class ProjectController(QObject):
         if blocked:
             self.errorOccurred.emit("Cannot change the classes now", blocked)
             return
+        if project.read_only:
+            self.errorOccurred.emit("Cannot change the classes", f"the project is {project.read_only_reason}")
+            return
         old_n = len(project.classes)
-        if lut is None and mask_dtype(old_n) == mask_dtype(len(table)):
+        if work is None and lut is None and mask_dtype(old_n) == mask_dtype(len(table)):
             try:
                 project.set_classes(table)
             except (ValueError, SaveError, ProjectError) as exc:
                 self.errorOccurred.emit("Cannot change the classes", str(exc))
                 return
+            self.class_undo.clear()  # an undo would bring back the table before this change too
             self.classesChanged.emit(table)
             return
         errors = self.flush()
         if errors:
             self.errorOccurred.emit("Could not save", "\n".join(errors))
             return
-        full = remap_lut(lut if lut is not None else np.arange(min(old_n, len(table))), old_n, len(table))
+        if remap is None:
+            full = remap_lut(lut if lut is not None else np.arange(min(old_n, len(table))), old_n, len(table))
+
+            def remap_by_lut(_folder: str, _rel: str, mask: np.ndarray) -> np.ndarray:
+                return full[to_mask_dtype(mask, old_n)]
+
+            remap = remap_by_lut
+        if work is None:
+            steps = lut if lut is not None else np.arange(old_n)
+
+            def work(cancel: CancelToken) -> None:
+                project.set_classes(table, steps)
         self._set_busy(True)
         self.message.emit("Rewriting the masks for the new classes…")
+        rewrite = remap
 
         def follow() -> None:  # the open documents take the classes the project has now
             for doc in self._docs.values():
-                doc.session.label = full[doc.session.label]
+                name = doc.entry.label_name
+                doc.session.label = rewrite(LABELS_DIR, name, doc.session.label)
                 if doc.session.prediction is not None:
-                    doc.session.prediction = full[doc.session.prediction]
+                    doc.session.prediction = rewrite(PREDICTIONS_DIR, name, doc.session.prediction)
                 doc.session.history = History(max_bytes=doc.session.history.max_bytes)
+            if committed is not None:
+                committed()
+            else:
+                self.class_undo.clear()
             self.classesChanged.emit(table)
             if self.current is not None:
                 self.documentChanged.emit(self.current)
@@ -569,7 +634,6 @@ class ProjectController(QObject):
         def done(_: object) -> None:
             follow()
             self._set_busy(False)
-            self.message.emit("Classes changed; the masks were rewritten")
 
         def failed(msg: str) -> None:
             self._set_busy(False)
@@ -582,9 +646,37 @@ class ProjectController(QObject):
                 return
             self.errorOccurred.emit("Cannot change the classes", f"{msg}\nNothing was changed.")
 
-        self.workers.start("change classes", lambda c: project.set_classes(table, lut if lut is not None
-                                                                           else np.arange(old_n)),
-                           on_finished=done, on_failed=failed)
+        self.workers.start("change classes", work, on_finished=done, on_failed=failed)
+
+    def project_job_blocked(self) -> str | None:
+        """Why a job that rewrites the project's masks (a class change, an import) cannot start now, or None."""
+        if self.project is None:
+            return "no project is open"
+        if self.project.read_only:
+            return f"the project is {self.project.read_only_reason}"
+        if self._busy:
+            return "another change to the project is running"
+        return next((r for r in (f() for f in self.class_change_blockers) if r), None)
+
+    def set_busy(self, busy: bool) -> None:
+        """Hold the window still (no painting, no panels) while a project-wide job runs."""
+        self._set_busy(busy)
+
+    def reload_from_disk(self) -> None:
+        """Forget the open images and show the current one again as its files now hold it (after an import
+        wrote labels); the classes, the image list and its statuses follow (``imagesChanged``)."""
+        project = self.project
+        if project is None:
+            return
+        path = self._requested
+        self.workers.cancel("load image")
+        self._docs.clear()
+        self.current = None
+        self.documentChanged.emit(None)
+        self.classesChanged.emit(project.classes)
+        self.imagesChanged.emit(project)
+        if path is not None and any(e.path == path for e in project.images):
+            self.open_entry(path)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy

@@ -63,18 +63,26 @@ class ToolController(QObject):
         self.lock_mode = LOCK_NONE
         self.lock_class = 0
         self.num_classes = 0
+        self.no_classes = False
+        """The project has no classes: the tools do nothing (see :meth:`set_num_classes`)."""
+        self._doc: ImageDocument | None = None
         canvas.brushWheel.connect(lambda steps: self.grow() if steps > 0 else self.shrink())
         canvas.set_tool(self.tools[self.tool_name])
 
     # --- document ------------------------------------------------------------------
     def set_document(self, doc: ImageDocument | None) -> None:
-        """Edit ``doc`` (None, or a read-only document: the tools do nothing)."""
+        """Edit ``doc`` (None, a read-only document, or a project without classes: the tools do nothing)."""
+        self._doc = doc
         self.canvas.set_tool(None)
-        self.ctx.session = doc.session if doc is not None and doc.editable else None
+        self.ctx.session = doc.session if doc is not None and doc.editable and not self.no_classes else None
         self.canvas.set_tool(self.tools[self.tool_name])
 
     def set_num_classes(self, n: int) -> None:
+        """The project has ``n`` classes (none: nothing can be painted until it has some)."""
         self.num_classes = n
+        if self.no_classes != (n == 0):
+            self.no_classes = n == 0
+            self.set_document(self._doc)
         if n and self.ctx.current_class >= n:
             self.set_class(n - 1)
         if self.lock_mode == LOCK_CLASS and self.lock_class >= n:

@@ -34,12 +34,14 @@ from segstudio.core.image_io import IMAGE_SUFFIXES, list_images
 from segstudio.core.project import Project
 from segstudio.gui.actions import build_menus, create_actions, shortcut_table
 from segstudio.gui.canvas.canvas import Canvas
-from segstudio.gui.controller import NeedsProjectFolder, ProjectController
+from segstudio.gui.controller import ProjectController
 from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
+from segstudio.gui.focus import return_focus_to
 from segstudio.gui.model_commands import ModelCommands
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
 from segstudio.gui.panels.help import ShortcutsDialog
+from segstudio.gui.panels.labels_dialog import LabelsDialog
 from segstudio.gui.panels.model import ModelPanel
 from segstudio.gui.panels.status_bar import StatusFields, describe_pixel
 from segstudio.gui.panels.tool_options import ToolOptions
@@ -53,8 +55,17 @@ from segstudio.gui.undo import UndoAdapter
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace.document import ImageDocument, class_pixel_counts
 from segstudio.workspace.model_choice import ModelChoice
+from segstudio.workspace.opening import EmptyFolder
 
 SAMPLE_PROJECT = "sample-project"
+
+
+def project_title(project: Project) -> str:
+    """The project's part of the title bar: its folder, and where it is kept when that is elsewhere (a
+    read-only image folder's project lives in the user's data folder)."""
+    if project.image_folder is None:
+        return project.root.name
+    return f"{project.image_folder.name} (read-only; project kept in {project.root})"
 
 
 class MainWindow(QMainWindow):
@@ -113,6 +124,11 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(self._recount)
         self._last_box: QMessageBox | None = None
         self._shown_path: str | None = None
+        self.labels_dialogs: dict[str, LabelsDialog] = {}
+        self._cursor: tuple[float, float] | None = None  # the image pixel under the pointer
+        self._follow_class: tuple[str, int] | None = None  # a class being moved: (name, new place)
+        self.spin_focus = return_focus_to(self.canvas, [self.tool_options, self.training_panel, self.model_panel],
+                                          self)
         self._wire_controller()
         self._wire_tools()
         self._wire_actions()
@@ -161,15 +177,19 @@ class MainWindow(QMainWindow):
         c.predictionChanged.connect(self._prediction_changed)
         c.classesChanged.connect(self._classes_changed)
         c.labelEdited.connect(self._count_timer.start)
+        c.labelEdited.connect(self._reread_pixel)
         c.dirtyChanged.connect(self._dirty_changed)
         c.statusChanged.connect(self._status_changed)
         c.loadingStarted.connect(self._loading)
         c.loadFailed.connect(self._load_failed)
         c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.errorOccurred.connect(self.show_message)
-        c.needsProjectFolder.connect(self._ask_project_folder)
+        c.emptyFolder.connect(self._empty_folder)
+        c.imagesChanged.connect(self.files.set_project)
         c.busyChanged.connect(self._busy)
         self.files.imageActivated.connect(c.open_entry)
+        self.segment.domainWarning.connect(lambda text: self.show_message(
+            "These images may be new to the model", text, QMessageBox.Icon.Information))
         self.welcome.recentChosen.connect(self.open_recent)
         cp = self.class_panel
         cp.classSelected.connect(self.tools.set_class)
@@ -177,7 +197,9 @@ class MainWindow(QMainWindow):
         cp.addRequested.connect(c.add_class)
         cp.renameRequested.connect(c.rename_class)
         cp.recolourRequested.connect(c.recolour_class)
-        cp.mergeRequested.connect(c.merge_classes)
+        cp.deleteRequested.connect(c.delete_class)
+        cp.moveRequested.connect(self._move_class)
+        cp.importRequested.connect(c.import_classes)
         self.canvas.cursorMoved.connect(self._cursor_moved)
         self.canvas.zoomChanged.connect(self.status.show_zoom)
 
@@ -200,6 +222,8 @@ class MainWindow(QMainWindow):
         f.open_project.triggered.connect(self.ask_open_project)
         f.open_samples.triggered.connect(self.open_samples)
         f.rescan.triggered.connect(c.rescan)
+        f.import_labels.triggered.connect(lambda: self.show_labels_dialog("import"))
+        f.export_labels.triggered.connect(lambda: self.show_labels_dialog("export"))
         f.save.triggered.connect(c.save_all_async)
         f.close_project.triggered.connect(c.close_project)
         f.quit.triggered.connect(self.close)
@@ -298,14 +322,13 @@ class MainWindow(QMainWindow):
                               "images and train a network from the zoo on them.", QMessageBox.Icon.Information)
         self.controller.create_project(root, samples, sample_classes(models[0] if models else None))
 
-    def _ask_project_folder(self, need: NeedsProjectFolder) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "The images' folder is read-only: choose a folder for the project (images are copied there)",
-            self.settings.last_dir())
-        if folder:
-            self.controller.create_project(folder, need.images)
+    def _empty_folder(self, empty: EmptyFolder) -> None:
+        """A folder without images was opened: say how to add some (nothing was written there)."""
+        if self.controller.project is None:
+            self.message_page.setText(empty.hint())
+            self.stack.setCurrentWidget(self.message_page)
         else:
-            self.show_message("Not opened", need.reason)
+            self.show_message("No images", empty.hint(), QMessageBox.Icon.Information)
 
     # ------------------------------------------------------------------ controller → view
     def _show_project(self, project: Project | None) -> None:
@@ -354,7 +377,14 @@ class MainWindow(QMainWindow):
         self.canvas.show_uncertainty(has_heat and self.all_actions.view.uncertainty.isChecked())
         self._update_enabled()
 
+    def _move_class(self, index: int, to: int) -> None:
+        self._follow_class = (self.controller.classes[index].name, to)
+        self.controller.move_class(index, to)
+
     def _classes_changed(self, classes: ClassTable) -> None:
+        follow, self._follow_class = self._follow_class, None
+        if follow is not None and follow[1] < len(classes) and classes[follow[1]].name == follow[0]:
+            self.tools.set_class(follow[1])  # the moved class stays the one painted with
         self.canvas.set_classes(classes)
         self.class_panel.set_classes(classes)
         self.tools.set_num_classes(len(classes))
@@ -391,6 +421,7 @@ class MainWindow(QMainWindow):
 
     def _load_failed(self, path: str, message: str) -> None:
         self.status.set_busy(False)
+        self.files.mark_broken(path, message)
         self.message_page.setText(f"Cannot open {path}\n\n{message}")
         self.stack.setCurrentWidget(self.message_page)
 
@@ -401,14 +432,21 @@ class MainWindow(QMainWindow):
         self.status.set_busy(busy)
 
     def _cursor_moved(self, x: float, y: float) -> None:
+        self._cursor = (x, y)
         self.status.show_pixel(*describe_pixel(self.controller.current, self.controller.classes, x, y))
+
+    def _reread_pixel(self) -> None:
+        """Read the pixel under the pointer again (after an edit: an accepted prediction is no longer
+        "(predicted)")."""
+        if self._cursor is not None:
+            self._cursor_moved(*self._cursor)
 
     def _update_title(self) -> None:
         # "[*]" is where Qt shows the unsaved-changes mark (setWindowModified)
         project, doc = self.controller.project, self.controller.current
         parts = [doc.entry.name] if doc is not None else []
         if project is not None:
-            parts.append(project.root.name)
+            parts.append(project_title(project))
         self.setWindowTitle(" — ".join([*parts, "segstudio"]) + "[*]")
         self.setWindowModified(self.controller.any_dirty())
 
@@ -425,8 +463,9 @@ class MainWindow(QMainWindow):
     def _update_enabled(self) -> None:
         a, project, doc = self.all_actions, self.controller.project, self.controller.current
         for act in (a.file.rescan, a.file.save, a.file.close_project, a.image.next, a.image.previous,
-                    a.image.next_unlabelled):
+                    a.image.next_unlabelled, a.file.export_labels):
             act.setEnabled(project is not None)
+        a.file.import_labels.setEnabled(project is not None and not project.read_only)
         editable = doc is not None and doc.editable
         a.edit.accept_prediction.setEnabled(editable and doc is not None and doc.session.prediction is not None)
         a.edit.mark_reviewed.setEnabled(editable)
@@ -474,6 +513,16 @@ class MainWindow(QMainWindow):
         box.open()
         self._last_box = box
         return box
+
+    def show_labels_dialog(self, mode: str) -> LabelsDialog:
+        """File › Import Labels… ("import") or Export Labels… ("export"): one non-modal dialog each."""
+        dialog = self.labels_dialogs.get(mode)
+        if dialog is None:
+            dialog = self.labels_dialogs[mode] = LabelsDialog(mode, self.controller, self)
+        dialog.update_preview()
+        dialog.show()
+        dialog.raise_()
+        return dialog
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(shortcut_table(self.all_actions), self)

@@ -73,9 +73,12 @@ class ModelCommands(QObject):
 
     # ------------------------------------------------------------------ batch
     def batch_models(self) -> list[Path]:
-        """Model files to offer: the project's model first, then the shipped and recent ones."""
+        """Model files to offer: the one the last batch used first, then the project's model, the shipped and
+        the recent ones."""
         choice = self.segment.choice
-        first = [Path(choice.path)] if choice is not None and choice.kind == "file" else []
+        last = self.settings.batch_options().get("model")
+        first = [Path(str(last))] if last else []
+        first += [Path(choice.path)] if choice is not None and choice.kind == "file" else []
         found = [*first, *find_model_files(self.models_folder), *(Path(p) for p in self.settings.recent_models())]
         out: list[Path] = []
         for p in found:
@@ -107,6 +110,6 @@ class ModelCommands(QObject):
         if previous is not None and previous.outcome is not None and not previous.isVisible():
             previous.deleteLater()  # kept until now: a closed dialog still receives its run's last signals
         progress = BatchProgressDialog(request, self.segment.workers, self.window)
-        progress.open()
+        progress.show()  # not modal: the user goes on painting while the folder runs
         self.batch_progress = progress
         return progress

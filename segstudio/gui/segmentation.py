@@ -22,6 +22,7 @@ from segstudio.core.tasks import CancelToken, Progress, format_eta
 from segstudio.gui.controller import ProjectController
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.workers import Task
+from segstudio.workspace.domain import domain_warning
 from segstudio.workspace.model_choice import (
     ClassFit,
     LoadedModel,
@@ -57,6 +58,7 @@ class SegmentController(QObject):
     runProgress = Signal(int, int, str)  # done, total (0: unknown), a line for people
     runEnded = Signal(str)  # what happened, for people
     stateChanged = Signal()  # whether Segment can run changed
+    domainWarning = Signal(str)  # the images seem unlike the model's (said once per project and model)
 
     def __init__(self, controller: ProjectController, settings: AppSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -75,6 +77,7 @@ class SegmentController(QObject):
         self._run_project: Project | None = None
         self._project: Project | None = None
         self._walked_to: str | None = None  # where "next most uncertain" led last
+        self._domain_said: set[tuple[str, str]] = set()  # (project folder, model id) warned about
         controller.projectChanged.connect(self._project_changed)
         controller.classesChanged.connect(lambda _table: self._refit())
         controller.class_change_blockers.append(
@@ -244,6 +247,12 @@ class SegmentController(QObject):
 
     def _refit(self) -> None:
         project = self.controller.project
+        if (self.loaded is not None and project is not None and not len(project.classes) and not project.read_only
+                and len(self.loaded.card.classes)):
+            # a new project without classes starts with the chosen model's (no extras, nothing to rewrite)
+            self.controller.set_class_table(self.loaded.card.classes)
+            if len(self.controller.classes):
+                return  # classesChanged refits
         self.fit = (fit_classes(self.loaded.card.classes, project.classes)
                     if self.loaded is not None and project is not None else None)
         self.fitChanged.emit(self.fit)
@@ -345,9 +354,23 @@ class SegmentController(QObject):
         if isinstance(event, Progress) and event.total > 1:
             self.runProgress.emit(event.done, event.total, f"window {event.done} of {event.total}")
 
+    def _check_domain(self) -> None:
+        """Say once per project and model when the model is far less sure here than on its own data."""
+        project, scores, loaded = self.controller.project, self.controller.scores, self.loaded
+        if project is None or scores is None or loaded is None:
+            return
+        key = (str(project.root), loaded.model_id)
+        if key in self._domain_said:
+            return
+        text = domain_warning(loaded.card, scores.scores_of(loaded.model_id), len(project.images))
+        if text is not None:
+            self._domain_said.add(key)
+            self.domainWarning.emit(text)
+
     def _one_done(self, result: SegmentResult) -> None:
         if self._current_project():
             self.controller.show_prediction(result.path, result.labels, result.uncertainty)
+            self._check_domain()
         self._ended(f"Segmented {Path(result.path).name} in {result.seconds:.2f} s "
                     f"(mean uncertainty {result.score:.3f})")
 
@@ -365,7 +388,10 @@ class SegmentController(QObject):
         if summary.errors:
             text += f"; {len(summary.errors)} failed"
             self.controller.errorOccurred.emit("Some images could not be segmented", "\n".join(summary.errors))
+        current = self._current_project()
         self._ended(text)
+        if current:
+            self._check_domain()
 
     def _run_failed(self, message: str) -> None:
         self._ended(f"Segmentation failed: {message}")

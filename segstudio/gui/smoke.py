@@ -45,8 +45,7 @@ from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.image_io import list_images
 from segstudio.core.tasks import CancelToken
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.panels.welcome import DEFAULT_MODEL
-from segstudio.paths import models_dir, resources_dir
+from segstudio.paths import DEFAULT_MODEL, models_dir, resources_dir
 
 SMOKE_FLAG = "--smoke"
 DEFAULT_TIMEOUT_S = 180.0

@@ -7,7 +7,9 @@ already keeps strokes as compressed bounding-box atoms, one step per stroke,
 and enforces the bound; this adapter only gives it Qt actions: texts
 ("Undo brush"), enabled state, and the calls. Each image has its own History
 (see :class:`~segstudio.gui.controller.ProjectController`), so switching
-classes, tools or images never mixes or loses steps.
+classes, tools or images never mixes or loses steps. A class change that
+rewrites masks (a deletion, a merge, a move) is undone by the same Undo once
+the current image has no newer step (the controller decides: ``undo_text``).
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ class UndoAdapter(QObject):
         redo.triggered.connect(controller.redo)
         controller.labelEdited.connect(self.refresh)
         controller.documentChanged.connect(lambda _doc: self.refresh())
+        controller.classesChanged.connect(lambda _table: self.refresh())
+        controller.projectChanged.connect(lambda _project: self.refresh())
         self.refresh()
 
     def refresh(self) -> None:
         doc = self.controller.current
         history = doc.session.history if doc is not None and doc.editable else None
-        undo_label = history.undo_label if history is not None else None
+        undo_label = self.controller.undo_text()
         redo_label = history.redo_label if history is not None else None
         self.undo_action.setEnabled(undo_label is not None)
         self.redo_action.setEnabled(redo_label is not None)

@@ -14,12 +14,15 @@ per-file errors) and :class:`BatchTally` counts the outcomes into events.
 :mod:`segstudio.inference.ray_batch` plans and counts on the driver and runs
 :func:`run_jobs` in Ray actors.
 
-Outputs for ``<input root>/<sub>/<stem>.<ext>`` (the input folder structure is
-kept under the output folder; a file named directly goes to the top):
+Outputs for ``<input root>/<sub>/<stem>.<ext>``, one folder per kind (the input folder
+structure is kept inside each; a file named directly goes to the top):
 
-- ``OUT/<sub>/<stem>.png`` — the class-index map (uint8, or uint16 beyond 254 classes);
-- ``OUT/<sub>/<stem>.overlay.png`` — the classes' colours blended over the image (``overlay``);
-- ``OUT/<sub>/<stem>.mask-<NN>-<class>.png`` — 0/255 mask per class (``masks_per_class``).
+- ``OUT/masks/<sub>/<stem>.png`` — the class-index map: pixel value = class index, with a palette of the
+  class colours so that it looks like the classes in any viewer (uint8; uint16 without a palette beyond
+  254 classes);
+- ``OUT/overlays/<sub>/<stem>.png`` — the classes' colours blended over the image (``overlay``);
+- ``OUT/classes/<NN>-<class>/<sub>/<stem>.png`` — 0/255 mask per class (``masks_per_class``);
+- ``OUT/classes.json`` — the legend: each class's index, name and colour, and the model.
 
 Every file is written atomically and the index map last, so an image whose
 outputs all exist is complete and is skipped when the run is repeated (resume)
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import json
 import os
 import re
 import time
@@ -42,7 +46,7 @@ import cv2
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes
-from segstudio.core.classes import ClassTable
+from segstudio.core.classes import MAX_CLASSES_8BIT, ClassTable
 from segstudio.core.image_io import (
     ImageReadError,
     LoadedImage,
@@ -52,6 +56,7 @@ from segstudio.core.image_io import (
     read_image,
     write_mask,
 )
+from segstudio.core.png_palette import with_palette
 from segstudio.core.png_text import with_text
 from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
 from segstudio.inference.batch_record import MODEL_KEY, OtherModelError, model_tag, recorded_model, same_model
@@ -106,6 +111,12 @@ class BatchEvent:
     finished: bool = False
 
 
+MASKS_DIR, OVERLAYS_DIR, CLASSES_DIR = "masks", "overlays", "classes"
+"""The output folder's sub-folders: class-index maps, overlays, per-class masks."""
+LEGEND_FILE = "classes.json"
+"""The output folder's legend: what each value of a class map means."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One input image and the files it produces."""
@@ -128,13 +139,38 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
 
 
-def job_for(source: Path, folder: Path, classes: ClassTable, options: BatchOptions) -> Job:
-    """The job that segments ``source`` into ``folder``: its output names follow the options."""
-    stem = source.stem
-    overlay = folder / f"{stem}.overlay.png" if options.overlay else None
-    masks = tuple(folder / f"{stem}.mask-{c.index:02d}-{safe_name(c.name)}.png"
-                  for c in classes) if options.masks_per_class else ()
-    return Job(source, folder / f"{stem}.png", overlay, masks)
+def class_folder(index: int, name: str) -> str:
+    """The per-class masks' folder of a class: ``<NN>-<name>`` (sorted like the classes)."""
+    return f"{index:02d}-{safe_name(name)}"
+
+
+def job_for(source: Path, out_dir: Path, sub: str, classes: ClassTable, options: BatchOptions) -> Job:
+    """The job that segments ``source`` into ``out_dir`` (its sub-folder ``sub``, ``""`` at the top, inside each
+    kind's folder): its output names follow the options."""
+    name = f"{source.stem}.png"
+
+    def where(kind: str) -> Path:
+        return out_dir / kind / sub / name if sub else out_dir / kind / name
+
+    overlay = where(OVERLAYS_DIR) if options.overlay else None
+    masks = tuple(where(f"{CLASSES_DIR}/{class_folder(c.index, c.name)}") for c in classes) \
+        if options.masks_per_class else ()
+    return Job(source, where(MASKS_DIR), overlay, masks)
+
+
+def write_legend(out_dir: Path | str, classes: ClassTable, model: str = "") -> Path:
+    """Write ``OUT/classes.json``: each class's index, name, colour and per-class folder, and the model."""
+    out = Path(out_dir)
+    legend = {
+        "classes": [{**c.to_json(), "folder": f"{CLASSES_DIR}/{class_folder(c.index, c.name)}"} for c in classes],
+        "masks": f"{MASKS_DIR}/: pixel value = class index (a palette PNG showing the class colours)",
+        "overlays": f"{OVERLAYS_DIR}/: the class colours blended over the image",
+        "model": model,
+    }
+    path = out / LEGEND_FILE
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(legend, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return path
 
 
 def plan_jobs(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassTable,
@@ -168,9 +204,10 @@ def plan_jobs(inputs: Sequence[Path | str], out_dir: Path | str, classes: ClassT
             for image in list_images(root, recursive=options.recursive):
                 if out in image.parents:  # earlier outputs inside a recursively scanned input folder
                     continue
-                add(job_for(image, out / image.relative_to(root).parent, classes, options))
+                sub = image.relative_to(root).parent.as_posix()
+                add(job_for(image, out, "" if sub == "." else sub, classes, options))
         elif os.path.lexists(path):  # a file, or a FIFO or device that reading will refuse with its reason
-            add(job_for(path.resolve(), out, classes, options))
+            add(job_for(path.resolve(), out, "", classes, options))
         else:
             errors.append(FileError(path, "no such file or folder"))
     return jobs, errors
@@ -184,7 +221,8 @@ def _overlay(display: np.ndarray, labels: np.ndarray, lut: np.ndarray, alpha: fl
 def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: ClassTable, alpha: float,
                   model: str = "") -> None:
     """Write a job's files (index map last, recording ``model``). Runs in an encoder thread."""
-    job.mask.parent.mkdir(parents=True, exist_ok=True)
+    for folder in {p.parent for p in job.outputs}:
+        folder.mkdir(parents=True, exist_ok=True)
     for c, path in zip(classes, job.class_masks):
         write_mask(path, np.where(pred.labels == c.index, np.uint8(255), np.uint8(0)))
     if job.overlay is not None:
@@ -193,8 +231,16 @@ def write_outputs(job: Job, image: LoadedImage, pred: Prediction, classes: Class
         if not ok:
             raise ValueError("PNG encoding of the overlay failed")
         atomic_write_bytes(job.overlay, buf.tobytes())
-    atomic_write_bytes(job.mask, with_text(encode_mask_png(pred.labels), MODEL_KEY, model) if model
-                       else encode_mask_png(pred.labels))
+    atomic_write_bytes(job.mask, index_map_png(pred.labels, classes, model))
+
+
+def index_map_png(labels: np.ndarray, classes: ClassTable, model: str = "") -> bytes:
+    """A class map as PNG bytes: the class indices as pixel values, the class colours as its palette (up to
+    254 classes), and the model's record (:mod:`~segstudio.inference.batch_record`) when given."""
+    png = encode_mask_png(labels)
+    if labels.dtype == np.uint8 and len(classes) <= MAX_CLASSES_8BIT:
+        png = with_palette(png, classes.colours)
+    return with_text(png, MODEL_KEY, model) if model else png
 
 
 def default_workers() -> int:
@@ -276,7 +322,9 @@ def segment_folder(inputs: Sequence[Path | str], out_dir: Path | str, predictor:
     ``finished=True``.
     """
     opts = options or BatchOptions()
-    todo, tally = plan_batch(inputs, out_dir, predictor.card.classes, opts, model_tag(predictor))
+    tag = model_tag(predictor)
+    todo, tally = plan_batch(inputs, out_dir, predictor.card.classes, opts, tag)
+    write_legend(out_dir, predictor.card.classes, tag)
     yield tally.event()
     tally.start()
     for outcome in run_jobs(todo, predictor, opts, cancel):

@@ -6,7 +6,7 @@
 - The driver plans the run with :func:`~segstudio.inference.batch.plan_batch` (the same listing,
   output names, clash checks and resume rule) and counts the outcomes with the same
   :class:`~segstudio.inference.batch.BatchTally`.
-- Ray Data distributes the jobs, one row per image (its path and output folder), to a fixed
+- Ray Data distributes the jobs, one row per image (its path, the output folder and its sub-folder), to a fixed
   pool of :class:`SegmentActor` s (``map_batches`` with a callable class). Each actor opens the
   model once and runs :func:`~segstudio.inference.batch.run_jobs` — the local command's decode →
   predict → encode, with its per-file errors and tiling — on each batch of rows, so masks are
@@ -35,6 +35,7 @@ import numpy as np
 
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 from segstudio.inference.batch import (
+    MASKS_DIR,
     BatchEvent,
     BatchOptions,
     BatchTally,
@@ -44,6 +45,7 @@ from segstudio.inference.batch import (
     job_for,
     plan_batch,
     run_jobs,
+    write_legend,
 )
 from segstudio.inference.batch_record import file_tag
 from segstudio.inference.model_file import load_card
@@ -131,8 +133,9 @@ class SegmentActor:
                     "error": np.array([self.problem] * len(rows["source"]), dtype=object),
                     "worker_failed": np.ones(len(rows["source"]), dtype=bool)}
         classes = self.predictor.card.classes
-        pairs = zip(rows["source"], rows["folder"])
-        jobs = [job_for(Path(str(source)), Path(str(folder)), classes, self.options) for source, folder in pairs]
+        rows_of = zip(rows["source"], rows["out"], rows["sub"])
+        jobs = [job_for(Path(str(source)), Path(str(out)), str(sub), classes, self.options)
+                for source, out, sub in rows_of]
         errors = {job.source: "" for job in jobs}
         # A retried batch (its actor died) finds some of its files written already: the resume rule skips them.
         todo = [j for j in jobs if not (self.options.resume and j.is_done())]
@@ -230,7 +233,9 @@ def segment_on_ray(inputs: Sequence[Path | str], out_dir: Path | str, model: Mod
     ray_opts = ray_options or RayOptions()
     cancel = cancel or NEVER_CANCELLED
     card = load_card(model.path, model.class_names)
-    todo, tally = plan_batch(inputs, out_dir, card.classes, opts, file_tag(model.path))
+    tag = file_tag(model.path)
+    todo, tally = plan_batch(inputs, out_dir, card.classes, opts, tag)
+    write_legend(out_dir, card.classes, tag)
     if not todo:
         yield tally.event()
         yield tally.event(finished=True)
@@ -247,7 +252,8 @@ def segment_on_ray(inputs: Sequence[Path | str], out_dir: Path | str, model: Mod
         actor_opts = replace(opts, decode_workers=opts.decode_workers or per_actor,
                              encode_workers=opts.encode_workers or per_actor)
         _quiet_console(ray)
-        rows = [{"source": str(j.source), "folder": str(j.mask.parent)} for j in todo]
+        out = Path(out_dir).resolve()
+        rows = [{"source": str(j.source), "out": str(out), "sub": _sub(j, out)} for j in todo]
         blocks = max(1, min(len(rows) // pool.rows_per_call, 4096))
         dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             SegmentActor, batch_size=pool.rows_per_call, batch_format="numpy",
@@ -258,6 +264,12 @@ def segment_on_ray(inputs: Sequence[Path | str], out_dir: Path | str, model: Mod
     finally:
         if started:
             ray.shutdown()
+
+
+def _sub(job: Job, out: Path) -> str:
+    """The sub-folder of a job's outputs inside each kind's folder (``""`` at the top)."""
+    sub = job.mask.parent.relative_to(out / MASKS_DIR).as_posix()
+    return "" if sub == "." else sub
 
 
 def _reason(exc: BaseException) -> str:

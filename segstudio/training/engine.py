@@ -579,11 +579,14 @@ class _Run:
         s = self.state
         model = self._eval_model()
         predictor = self.net.predictor(model, self.device, self.precision)
+        uncertainties: list[float] = []
         try:
-            metrics = score_samples(predictor, samples if samples is not None else self.data.val, self.cancel)
+            metrics = score_samples(predictor, samples if samples is not None else self.data.val, self.cancel,
+                                    uncertainties=uncertainties)
         finally:
             self._train_mode()
         s.last_val_time = time.monotonic()
+        s.last_val_uncertainty = float(np.mean(uncertainties)) if uncertainties else None
         miou = self.dist.decide(metrics.miou)[0]  # rank 0's, so that every rank takes the same decisions
         per_class = metrics.as_dict(self.data.classes.names)["per_class_iou"]
         if samples is None and not np.isnan(miou):
@@ -594,6 +597,7 @@ class _Run:
                 s.best_miou = float(miou)
                 s.best_step = s.step
                 s.best_per_class = per_class
+                s.best_uncertainty = s.last_val_uncertainty
                 s.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 s.since_best = 0
             else:

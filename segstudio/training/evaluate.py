@@ -29,13 +29,18 @@ def _nan_to_none(x: float) -> float | None:
 
 
 def score_samples(predictor: Predictor, samples: Iterable[Sample], cancel: CancelToken = NEVER_CANCELLED,
-                  tta: TTA | None = None) -> SegMetrics:
-    """Pooled confusion matrix of ``predictor`` over ``samples`` (labels' unlabelled pixels ignored)."""
+                  tta: TTA | None = None, uncertainties: list[float] | None = None) -> SegMetrics:
+    """Pooled confusion matrix of ``predictor`` over ``samples`` (labels' unlabelled pixels ignored).
+
+    ``uncertainties``: when given, each image's mean uncertainty (normalised entropy, as the app shows it) is
+    appended to it."""
     metrics = SegMetrics(predictor.num_classes, ignore_index=None)
     for s in samples:
         cancel.raise_if_cancelled()
-        pred = predictor.predict(s.image, cancel=cancel, tta=tta).labels
-        metrics.confusion += confusion_matrix(pred, s.label, predictor.num_classes, s.ignore_value)
+        out = predictor.predict(s.image, cancel=cancel, tta=tta, confidence=uncertainties is not None)
+        metrics.confusion += confusion_matrix(out.labels, s.label, predictor.num_classes, s.ignore_value)
+        if uncertainties is not None and out.entropy is not None:
+            uncertainties.append(float(out.entropy.mean(dtype=np.float64)))
     return metrics
 
 

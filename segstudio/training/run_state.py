@@ -20,7 +20,7 @@ from segstudio.training.data import TrainData
 from segstudio.training.netsetup import class_dependent_axes, transfer_weights
 from segstudio.training.outputs import CheckpointError, next_version_path, version_base, version_number
 from segstudio.zoo import ModelCard, NetSpec, get_spec
-from segstudio.zoo.card import now_iso
+from segstudio.zoo.card import UNCERTAINTY_METRIC, now_iso
 
 if TYPE_CHECKING:
     from segstudio.training.engine import _Run
@@ -98,6 +98,9 @@ class RunState:
     train_per_class: dict[str, float | None] | None = None
     start_miou: float | None = None
     """Validation mIoU of the starting weights (fine-tuning): the bar the written model never falls below."""
+    best_uncertainty: float | None = None
+    """Mean uncertainty on the validation images of the best weights (the card's ``UNCERTAINTY_METRIC``)."""
+    last_val_uncertainty: float | None = None
     published: list[str] = field(default_factory=list)
     """Model files published by a continuous run, oldest first."""
     last_checkpoint: float = 0.0
@@ -113,7 +116,8 @@ class RunState:
             "history": json.dumps({"loss": self.loss_history, "val": self.val_history,
                                    "best_miou": self.best_miou, "best_step": self.best_step,
                                    "best_per_class": self.best_per_class, "since_best": self.since_best,
-                                   "step_time": self.step_time, "start_miou": self.start_miou}),
+                                   "step_time": self.step_time, "start_miou": self.start_miou,
+                                   "best_uncertainty": self.best_uncertainty}),
         }
         if self.best_weights is not None:
             state["best"] = self.best_weights
@@ -130,7 +134,8 @@ class RunState:
                    loss_history=[(int(a), float(b)) for a, b in h["loss"]],
                    val_history=[(int(a), float(b)) for a, b in h["val"]],
                    best_miou=h["best_miou"], best_step=h["best_step"], best_per_class=h["best_per_class"],
-                   best_weights=ck.get("best"), since_best=int(h["since_best"]), start_miou=h.get("start_miou"))
+                   best_weights=ck.get("best"), since_best=int(h["since_best"]), start_miou=h.get("start_miou"),
+                   best_uncertainty=h.get("best_uncertainty"))
 
 
 def final_card(run: _Run, stop_reason: str) -> ModelCard:
@@ -141,10 +146,16 @@ def final_card(run: _Run, stop_reason: str) -> ModelCard:
     if s.best_miou is not None:
         metrics.append({"name": "mIoU", "value": s.best_miou, "data": f"validation: {data.val_source}",
                         "per_class": s.best_per_class or {}, "step": s.best_step})
+        if s.best_uncertainty is not None:
+            metrics.append({"name": UNCERTAINTY_METRIC, "value": round(s.best_uncertainty, 4),
+                            "data": f"validation: {data.val_source}", "step": s.best_step})
     elif s.train_miou is not None:
         metrics.append({"name": "mIoU", "value": s.train_miou,
                         "data": f"training images, no held-out set ({data.val_source})",
                         "per_class": s.train_per_class or {}, "step": s.step})
+        if s.last_val_uncertainty is not None:
+            metrics.append({"name": UNCERTAINTY_METRIC, "value": round(s.last_val_uncertainty, 4),
+                            "data": f"training images, no held-out set ({data.val_source})", "step": s.step})
     entry: dict[str, Any] = {
         "event": "fine-tuned" if setup.init_path else "trained",
         "when": now_iso(),

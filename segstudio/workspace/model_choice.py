@@ -37,6 +37,7 @@ from segstudio.inference.model_file import (
     onnx_io_channels,
 )
 from segstudio.inference.predictor import Predictor
+from segstudio.install_hints import TORCH_CPU, TORCH_CUDA
 from segstudio.zoo import ModelCard
 from segstudio.zoo.presets import PRESETS, get_preset
 
@@ -129,7 +130,7 @@ class Runtimes:
             if model_format == "onnx":
                 return "an ONNX file runs with ONNX Runtime; open the .safetensors model to use PyTorch"
             if self.torch is None:
-                return "PyTorch is not installed (pip install torch)"
+                return f"PyTorch is not installed ({TORCH_CPU}; with an NVIDIA GPU: {TORCH_CUDA})"
             if backend == "cuda":
                 if not self.checked_cuda:
                     return "checking for a CUDA GPU…"

@@ -143,6 +143,11 @@ class UncertaintyScores:
             item = self._scores.get(path)
         return item[1] if item is not None else None
 
+    def scores_of(self, model_id: str) -> list[float]:
+        """The scores of every image whose prediction came from the model ``model_id``."""
+        with self._lock:
+            return [score for score, model in self._scores.values() if model == model_id]
+
     def save(self) -> None:
         """Write the scores file if anything changed (atomically). Raises ``SaveError``."""
         with self._lock:

@@ -22,6 +22,9 @@ from segstudio.zoo.spec import IMAGENET, Normalization
 
 CARD_KEY = "segstudio.card"
 CARD_SCHEMA = 1
+UNCERTAINTY_METRIC = "mean uncertainty"
+"""The metric a training run records beside mIoU: the mean normalised entropy of its predictions (0 sure … 1
+uniform) on its validation images, the yardstick the app compares new images with (a domain warning)."""
 
 
 class CardError(ValueError):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QSettings, Qt, QThread
 
-from segstudio.core.project import Project
+from segstudio.core.project import Project, default_classes
 from segstudio.gui.main_window import MainWindow
 
 
@@ -82,6 +82,9 @@ def image_folder(tmp_path: Path) -> Path:
 def window(qtbot) -> Iterator[MainWindow]:
     win = MainWindow()
     qtbot.addWidget(win)
+    # the folders of these tests start as if the user had added two classes (a new folder otherwise starts
+    # with an empty table, or the chosen model's: tests/gui/test_class_management.py)
+    win.controller.new_classes = default_classes()
     win.controller._autosave.setInterval(50)
     win.resize(1200, 800)
     win.show()

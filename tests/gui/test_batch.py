@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from segstudio.core.image_io import read_image, read_mask
 from segstudio.gui.main_window import MainWindow
@@ -66,9 +67,9 @@ def test_batch_segment_a_folder_from_the_menu(qtbot, window: MainWindow, tmp_pat
     predictor = Predictor.from_file(model_dir / "toy.onnx")
     for i in range(5):
         want = predictor.predict(read_image(source / f"scene{i:02d}.png")).labels
-        assert np.array_equal(read_mask(out / f"scene{i:02d}.png"), want)
-        assert (out / f"scene{i:02d}.overlay.png").is_file()
-        masks = [read_mask(out / f"scene{i:02d}.mask-{k:02d}-{name}.png")
+        assert np.array_equal(read_mask(out / "masks" / f"scene{i:02d}.png"), want)
+        assert (out / "overlays" / f"scene{i:02d}.png").is_file()
+        masks = [read_mask(out / "classes" / f"{k:02d}-{name}" / f"scene{i:02d}.png")
                  for k, name in enumerate(("background", "red", "blue"))]
         assert all(np.array_equal(m == 255, want == k) for k, m in enumerate(masks))
     assert opened_folders == [out]  # the result folder opens when done
@@ -110,9 +111,12 @@ def test_cancel_a_long_batch_then_resume(qtbot, window: MainWindow, tmp_path: Pa
     qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, progress)
     assert progress.outcome.state == "cancelled"
-    assert "Cancelled after" in progress.state.text() and progress.cancel_button.text() == "Close"
-    written = sorted(p.name for p in out.glob("scene*.png"))
+    assert progress.cancel_button.text() == "Close" and progress.cancel_button.isEnabled()
+    written = sorted(p.name for p in (out / "masks").glob("scene*.png"))
     assert 1 <= len(written) < 40
+    # the count is what is on disk: the images in progress when Cancel was pressed were written and counted
+    assert progress.outcome.last.written == len(written)
+    assert f"Cancelled: {len(written)} written" in progress.state.text()
     assert opened_folders == []  # a cancelled run does not open the folder
     progress.accept()
     # running it again resumes: what was written is skipped
@@ -157,8 +161,8 @@ def test_a_rerun_with_another_model_asks_before_replacing_results(qtbot, window:
     progress = window.model_commands.batch_progress
     wait_done(qtbot, progress)
     assert progress.outcome.state == "finished" and progress.outcome.last.written == 2
-    first = {p.name: p.read_bytes() for p in out.glob("*.png")}
-    assert all(recorded_model(out / name).startswith("toy.onnx sha256:") for name in first)
+    first = {p.name: p.read_bytes() for p in (out / "masks").glob("*.png")}
+    assert all(recorded_model(out / "masks" / name).startswith("toy.onnx sha256:") for name in first)
     progress.accept()
 
     def run_again_and_answer(button: QMessageBox.StandardButton) -> BatchProgressDialog:
@@ -175,9 +179,34 @@ def test_a_rerun_with_another_model_asks_before_replacing_results(qtbot, window:
 
     stopped = run_again_and_answer(QMessageBox.StandardButton.No)
     assert stopped.outcome.state == "cancelled" and "nothing was written" in stopped.state.text()
-    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first  # nothing mixed in, nothing lost
+    assert {p.name: p.read_bytes() for p in (out / "masks").glob("*.png")} == first  # nothing mixed in or lost
     stopped.accept()
     replaced = run_again_and_answer(QMessageBox.StandardButton.Yes)
     assert replaced.outcome.state == "finished", replaced.outcome.message
     assert replaced.outcome.last.written == 2 and replaced.outcome.last.skipped == 0
-    assert all(recorded_model(out / name).startswith("toy.safetensors sha256:") for name in first)
+    assert all(recorded_model(out / "masks" / name).startswith("toy.safetensors sha256:") for name in first)
+
+
+def test_the_batch_window_is_not_modal_and_remembers_its_model(qtbot, window: MainWindow, tmp_path: Path,
+                                                               model_dir: Path, toy_project: Path,
+                                                               opened_folders: list[Path]) -> None:
+    """While a folder runs the user keeps painting in the main window; the next batch offers the same model."""
+    from tests.gui.conftest import drag, open_and_wait
+
+    open_and_wait(qtbot, window, toy_project)
+    source = toy_scene_folder(tmp_path / "many", 12, 192, 256)
+    dialog = start(qtbot, window)
+    fill(dialog, source, tmp_path / "out", model_dir / "toy.safetensors", overlay=False, tta=True)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    assert progress.isVisible() and not progress.isModal()
+    assert QApplication.activeModalWidget() is None
+    drag(qtbot, window, [(10, 10), (40, 30)])  # a brush stroke in the main window, while the batch runs
+    assert window.controller.current.has_labels() and progress.outcome is None
+    qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, progress)
+    qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)  # Close works after Cancel
+    assert not progress.isVisible()
+    again = start(qtbot, window)
+    assert again.model_combo.currentText() == str(model_dir / "toy.safetensors")
+    again.reject()

@@ -235,3 +235,38 @@ def test_tiles_come_from_the_level_that_matches_device_pixels(scale_factor: str,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[-2] == f"[{level}] {float(scale_factor)}"
+
+
+def test_the_prediction_shows_only_where_nothing_is_labelled_and_accepting_clears_the_hatching(
+        canvas: Canvas) -> None:
+    session = canvas.session
+    prediction = np.ones((200, 300), np.uint8)
+    prediction[:, 150:] = 2
+    session.set_prediction(prediction)
+    canvas.refresh_prediction()
+    session.label[:100] = 0  # the user's own label over the top half
+    source = canvas.prediction_layer.source
+    assert isinstance(source, MaskSource) and source.style == "hatched"
+    drawn = _pixels(source.render(0, 0, 0, 300, 200))[..., 3] > 0
+    assert not drawn[:100].any() and drawn[100:].mean() > 0.9  # hatched: a few stripes are faint, none empty
+    session.accept_prediction()
+    assert canvas.prediction_layer.source.render(0, 0, 0, 300, 200) is None  # no hatching left
+
+
+def test_mask_view_shows_the_prediction_where_nothing_is_labelled_in_stripes(canvas: Canvas) -> None:
+    session = canvas.session
+    prediction = np.zeros((200, 300), np.uint8)
+    prediction[:, :100] = 1
+    session.set_prediction(prediction)
+    canvas.refresh_prediction()
+    session.label[:50] = 1  # labelled class 1 over the top
+    canvas.set_mask_view(1)
+    assert canvas.prediction_layer.isVisible() and canvas.prediction_layer.opacity() == 1.0
+    label = _pixels(canvas.label_layer.source.render(0, 0, 0, 300, 200))
+    pred = _pixels(canvas.prediction_layer.source.render(0, 0, 0, 300, 200))
+    assert (label[:50, :, 0] == 255).all() and (label[50:, :, 3] == 0).all()  # unlabelled: see-through
+    assert (pred[:50, :, 3] == 0).all()  # under the label: nothing
+    stripes = pred[50:, :100, 0]
+    assert set(np.unique(stripes)) == {110, 255}  # predicted class 1: white and grey stripes
+    assert (pred[50:, 100:, :3] == 0).all() and (pred[50:, 100:, 3] == 255).all()  # predicted other: black
+    canvas.grab()

@@ -123,6 +123,9 @@ def test_a_prediction_is_shown_apart_and_accepted(qtbot, opened: MainWindow, ima
     qtbot.keyClick(w.canvas, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
     assert doc.session.label[20, 20] == 0 and doc.session.label[10, 101] == 0
     assert doc.session.label[100, 150] == 1
+    # accepted: the readout under the unmoved pointer says the class, and no hatching is left
+    assert "(predicted)" not in w.status.pixel_class.text() and w.status.pixel_class.text().startswith("foreground")
+    assert w.canvas.prediction_layer.source.render(0, 0, 0, wd, h) is None
     wait_saved(qtbot, w)
     assert doc.entry.status == "corrected"
 

@@ -10,7 +10,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from segstudio.core.image_io import read_mask
-from segstudio.core.project import Project
+from segstudio.core.project import Project, default_classes
 from segstudio.gui.main_window import MainWindow
 from tests.gui.conftest import drag, open_and_wait, show_image, to_view, wait_saved, write_image
 
@@ -122,6 +122,7 @@ def test_each_image_keeps_its_own_history(qtbot, window: MainWindow, image_folde
 
 def test_reopen_the_project_and_find_everything_saved(qtbot, image_folder: Path) -> None:
     win = MainWindow()
+    win.controller.new_classes = default_classes()  # as if the user had added two classes
     qtbot.addWidget(win)
     win.show()
     open_and_wait(qtbot, win, image_folder)

@@ -16,6 +16,7 @@ from segstudio.gui.actions import shortcut_table
 from segstudio.gui.editing import TOOL_NAMES
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.panels.classes import COL_EYE, COL_NAME, COL_SHARE
+from segstudio.gui.panels.files import BrokenRole
 from segstudio.gui.panels.welcome import model_state_text, shipped_models
 from tests.gui.conftest import drag, open_and_wait, show_image, wait_saved
 
@@ -47,6 +48,12 @@ def test_an_unreadable_image_shows_a_message_and_the_rest_works(qtbot, window: M
     open_and_wait(qtbot, window, image_folder)
     qtbot.waitUntil(lambda: len(window.files.model.thumbs) == 3 and "img1.png" in window.files.model.broken,
                     timeout=5000)
+    model = window.files.model
+    row = model.index(model.rows["img1.png"])
+    tip = row.data(Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("img1.png\nCannot be read: ") and len(tip) > len("img1.png\nCannot be read: ") + 5
+    assert row.data(BrokenRole) and model.index(model.rows["img2.png"]).data(BrokenRole) is None
+    window.files.list.viewport().repaint()  # the delegate paints the warning icon and the "broken" pill
     window.controller.open_entry("img1.png")
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.message_page, timeout=5000)
     assert "img1.png" in window.message_page.text()
@@ -153,7 +160,7 @@ def test_merging_classes_rewrites_masks_in_a_worker(qtbot, window: MainWindow, i
     window.canvas.set_zoom(3.0)
     busy: list[bool] = []
     c.busyChanged.connect(busy.append)
-    window.class_panel.merge_button.click()
+    window.class_panel.delete_button.click()
     qtbot.waitUntil(lambda: busy == [True, False], timeout=10_000)
     assert c.classes.names == ["background", "foreground"]
     assert c.current.session.label[30, 40] == 1

@@ -373,3 +373,22 @@ def test_the_card_shows_training_data_metrics_and_history(tmp_path: Path) -> Non
     assert "Fast-SCNN" in text and "Classes (11)" in text and "Bicyclist" in text
     assert "CamVid train+val" in text and "at 480×360" in text
     assert "mIoU 0.631 on CamVid test (233 images)" in text and "trained 2025-01-02" in text
+
+
+def test_a_model_far_less_sure_than_on_its_own_data_says_so_once(qtbot, window: MainWindow, toy_project: Path,
+                                                                  model_dir: Path, monkeypatch) -> None:
+    from segstudio.workspace import domain
+    from segstudio.zoo.card import UNCERTAINTY_METRIC
+
+    monkeypatch.setattr(domain, "MARGIN", 0.0)  # any uncertainty above the (tiny) card value counts as far above
+    open_and_wait(qtbot, window, toy_project)
+    choose_model(qtbot, window, model_dir / "toy.onnx")
+    window.segment.loaded.card.metrics.append({"name": UNCERTAINTY_METRIC, "value": 1e-9, "data": "validation"})
+    said: list[str] = []
+    window.segment.domainWarning.connect(said.append)
+    run_and_wait(qtbot, window, window.all_actions.model.segment_all.trigger)
+    assert len(said) == 1 and "Fine-tune panel" in said[0] and "on 4 of these images" in said[0]
+    assert window._last_box is not None and window._last_box.windowTitle() == "These images may be new to the model"
+    window._last_box.close()
+    run_and_wait(qtbot, window, window.all_actions.model.segment.trigger)
+    assert len(said) == 1  # said once per project and model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 
 from segstudio.cli import main as cli_main
-from segstudio.cli.segment import _Reporter
 from segstudio.core.image_io import read_mask
 from segstudio.core.tasks import Cancelled, CancelToken
 from segstudio.inference.batch import BatchEvent, BatchOptions, plan_jobs, segment_folder
@@ -57,34 +55,34 @@ def test_folder_outputs_errors_and_structure(folder: Path, tmp_path: Path, predi
     assert all(e.message for e in last.errors)
     assert [e.done for e in events] == sorted(e.done for e in events)
     assert last.images_per_s > 0
-    labels = read_mask(out / "img1.png")
+    labels = read_mask(out / "masks" / "img1.png")
     assert labels.shape == (48, 64) and labels.dtype == np.uint8 and labels.max() < 3
     direct = predictor.predict(cv2.imread(str(folder / "img1.png"))[:, :, ::-1]).labels
     assert np.array_equal(labels, direct)
-    assert read_mask(out / "deep" / "er" / "sixteen.png").shape == (36, 36)
-    assert read_mask(out / "gray.png").shape == (30, 41)
-    mask = read_mask(out / "img1.mask-02-blue.png")
+    assert read_mask(out / "masks" / "deep" / "er" / "sixteen.png").shape == (36, 36)
+    assert read_mask(out / "masks" / "gray.png").shape == (30, 41)
+    mask = read_mask(out / "classes" / "02-blue" / "img1.png")
     assert np.array_equal(mask, np.where(labels == 2, 255, 0))
-    overlay = cv2.imread(str(out / "img1.overlay.png"))
+    overlay = cv2.imread(str(out / "overlays" / "img1.png"))
     assert overlay.shape == (48, 64, 3)
     assert not list(out.rglob(".*"))  # no temporary files left behind
 
 
 def test_not_recursive_skips_sub_folders(folder: Path, tmp_path: Path, predictor: Predictor) -> None:
     last = _run([folder], tmp_path / "out", predictor)[-1]
-    assert last.total == 7 and not (tmp_path / "out" / "deep").exists()
+    assert last.total == 7 and not (tmp_path / "out" / "masks" / "deep").exists()
 
 
 def test_resume_skips_what_is_done(folder: Path, tmp_path: Path, predictor: Predictor) -> None:
     out = tmp_path / "out"
     _run([folder], out, predictor, overlay=True)
-    stamp = os.stat(out / "img0.png").st_mtime_ns
-    (out / "img2.png").unlink()
-    (out / "img3.overlay.png").unlink()  # an overlay asked for but missing: redo that image
+    stamp = os.stat(out / "masks" / "img0.png").st_mtime_ns
+    (out / "masks" / "img2.png").unlink()
+    (out / "overlays" / "img3.png").unlink()  # an overlay asked for but missing: redo that image
     last = _run([folder], out, predictor, overlay=True)[-1]
     assert last.skipped == 3 and last.written == 2 and last.failed == 2
-    assert os.stat(out / "img0.png").st_mtime_ns == stamp
-    assert (out / "img2.png").is_file() and (out / "img3.overlay.png").is_file()
+    assert os.stat(out / "masks" / "img0.png").st_mtime_ns == stamp
+    assert (out / "masks" / "img2.png").is_file() and (out / "overlays" / "img3.png").is_file()
     again = _run([folder], out, predictor, overlay=True, resume=False)[-1]
     assert again.written == 5 and again.skipped == 0
 
@@ -101,7 +99,7 @@ def test_cancel_keeps_finished_work_and_resumes(tmp_path: Path, predictor: Predi
             seen.append(ev)
             if ev.written >= 2 or ev.done >= 3:
                 token.cancel()
-    written = sorted(out.glob("*.png"))
+    written = sorted((out / "masks").glob("*.png"))
     assert 1 <= len(written) < 12
     for path in written:  # every file that exists is complete
         assert read_mask(path).shape == (40, 40)
@@ -133,22 +131,32 @@ def test_segment_cli_reports_and_exit_status(folder: Path, tmp_path: Path, rando
     good = tmp_path / "good"
     _png(good / "x.png", (20, 30, 3), 1)
     assert cli_main(["segment", str(good / "x.png"), "-o", str(out), "--model", str(random_model_file)]) == 0
-    assert (out / "x.png").is_file()
+    assert (out / "masks" / "x.png").is_file()
     assert cli_main(["segment", str(good), "-o", str(good), "--model", str(random_model_file)]) == 2
     assert cli_main(["segment", str(good), "-o", str(out), "--model", str(tmp_path / "missing.safetensors")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_progress_bar_on_a_terminal() -> None:
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+def test_class_maps_carry_a_palette_and_the_folder_a_legend(folder: Path, tmp_path: Path,
+                                                             predictor: Predictor) -> None:
+    """A class map shows the class colours in any viewer, its pixel values stay the class indices, and
+    classes.json says what each value means."""
+    import json
 
-    stream = Terminal()
-    reporter = _Reporter(stream)
-    reporter.show(BatchEvent(done=3, total=10, written=2, skipped=1, failed=0, images_per_s=12.5, eta_s=0.56))
-    reporter.show(BatchEvent(done=10, total=10, written=9, skipped=1, failed=0, images_per_s=12.5, eta_s=0.0,
-                             finished=True))
-    text = stream.getvalue()
-    assert text.startswith("\r[#########.....................] 3/10  12.5 images/s  ETA 0:01  (1 skipped)")
-    assert "\r[##############################] 10/10" in text and text.endswith("\n")
+    from PIL import Image
+
+    out = tmp_path / "out"
+    _run([folder], out, predictor)
+    path = out / "masks" / "img1.png"
+    indices = read_mask(path)
+    with Image.open(path) as im:
+        assert im.mode == "P"
+        assert np.array_equal(np.array(im), indices)
+        shown = np.array(im.convert("RGB"))
+    colours = np.array(predictor.card.classes.colours, np.uint8)
+    assert np.array_equal(shown, colours[indices])
+    legend = json.loads((out / "classes.json").read_text())
+    assert [c["name"] for c in legend["classes"]] == predictor.card.classes.names
+    assert [tuple(c["colour"]) for c in legend["classes"]] == predictor.card.classes.colours
+    assert legend["classes"][2]["folder"] == "classes/02-blue" and legend["model"]
+    assert sorted(p.name for p in out.iterdir()) == ["classes.json", "masks"]

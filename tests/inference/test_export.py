@@ -122,5 +122,5 @@ def test_segment_cli_with_cardless_onnx(tmp_path: Path, cardless_onnx: Path,
     assert "--classes" in capsys.readouterr().err
     assert cli_main(["segment", str(src), "-o", str(out), "--model", str(cardless_onnx),
                      "--classes", "sky,road,car", "--overlay", "--masks-per-class"]) == 0
-    assert (out / "a.png").is_file() and (out / "a.overlay.png").is_file()
-    assert (out / "a.mask-02-car.png").is_file()
+    assert (out / "masks" / "a.png").is_file() and (out / "overlays" / "a.png").is_file()
+    assert (out / "classes" / "02-car" / "a.png").is_file()

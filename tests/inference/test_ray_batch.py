@@ -78,9 +78,13 @@ def local_run(images: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 def _same_files(a: Path, b: Path) -> None:
     """The outputs in ``a`` and ``b`` are the same files, byte for byte (hidden files aside)."""
-    names = sorted(p.name for p in a.iterdir() if not p.name.startswith("."))
-    assert names == sorted(p.name for p in b.iterdir() if not p.name.startswith("."))
-    assert len(names) == IMAGES * (2 + 11)  # index map, overlay, 11 class masks
+    def listed(root: Path) -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+    names = listed(a)
+    assert names == listed(b)
+    assert len(names) == IMAGES * (2 + 11) + 1  # index map, overlay, 11 class masks; the legend
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
@@ -122,8 +126,8 @@ def test_segment_cli_on_ray_reports_like_the_local_command(ray_cluster: None, im
     assert "running on a local Ray" in there and "1 CPU actor on a Ray cluster" in there
     assert "written 3, skipped 0 (already done), failed 1" in there
     assert failed_lines(there) == failed_lines(here) and "corrupt.png" in failed_lines(there)[1]
-    for mask in (tmp_path / "here").iterdir():
-        assert mask.read_bytes() == (tmp_path / "there" / mask.name).read_bytes()
+    for mask in (tmp_path / "here" / "masks").iterdir():
+        assert mask.read_bytes() == (tmp_path / "there" / "masks" / mask.name).read_bytes()
 
 
 def _actor_processes() -> list[psutil.Process]:
@@ -140,7 +144,7 @@ def _actor_processes() -> list[psutil.Process]:
 
 
 def _index_maps(folder: Path) -> list[Path]:
-    return [p for p in folder.glob("*.png") if "." not in p.stem]
+    return list((folder / "masks").glob("*.png"))
 
 
 @pytest.mark.data
@@ -168,7 +172,7 @@ def test_a_killed_worker_loses_no_result(ray_cluster: None, images: Path, tmp_pa
     assert (last.written, last.failed) == (IMAGES, 1)
     _same_files(out, local_run[0])
     # A write cut short by the kill may leave its hidden temporary file, never a torn output.
-    assert all(p.name.endswith(".tmp") for p in out.glob(".*"))
+    assert all(p.name.endswith(".tmp") for p in out.rglob(".*"))
 
 
 @pytest.mark.data
@@ -177,7 +181,7 @@ def test_a_model_the_workers_cannot_open_is_one_clear_error(ray_cluster: None, i
     model = ModelSource(str(MODEL), device="cuda")  # an ONNX file runs on the CPU: every worker refuses it
     with pytest.raises(RayRunError, match=r"cannot open the model on this Ray worker: .*ONNX files run on the CPU"):
         list(segment_on_ray([images], tmp_path / "out", model, BatchOptions(), RayOptions(actors=1)))
-    assert not any((tmp_path / "out").glob("*.png"))
+    assert not any((tmp_path / "out").rglob("*.png"))
 
 
 def test_ray_options_and_cli_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,7 +213,7 @@ def test_the_base_install_segments_without_torch_or_ray(tmp_path: Path) -> None:
     base = [sys.executable, "-c", code, "segment", str(tmp_path / "a.png"), "--model", str(MODEL)]
     here = subprocess.run([*base, "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert here.returncode == 0, here.stderr
-    assert (tmp_path / "out" / "a.png").is_file()
+    assert (tmp_path / "out" / "masks" / "a.png").is_file()
     there = subprocess.run([*base, "-o", str(tmp_path / "out2"), "--ray"], capture_output=True, text=True,
                            timeout=120)
     assert there.returncode == 2 and "pip install 'segstudio[cluster]'" in there.stderr

@@ -19,6 +19,7 @@ from segstudio.training.engine import TrainEvent, cpu_has_native_bf16, train
 from segstudio.training.netsetup import encoder_parameter_names
 from segstudio.training.outputs import CHECKPOINT_NAME, load_checkpoint, next_version_path
 from segstudio.zoo import ModelCard
+from segstudio.zoo.card import UNCERTAINTY_METRIC
 from tests.training.conftest import CLASSES, blob_data, make_folders, make_project
 
 
@@ -73,7 +74,11 @@ def test_finetune_on_sparse_strokes_writes_a_new_version(tmp_path: Path) -> None
     assert card.history[-1]["event"] == "fine-tuned" and card.history[-1]["from"] == "cells.safetensors"
     assert card.history[-1]["steps"] == 40 and "sparse" in card.history[-1]["data"]
     assert card.history[-1]["held_out_before"] == pytest.approx(final.start_miou, abs=1e-4)
-    assert card.metrics[-1]["name"] == "mIoU" and "held-out" in card.metrics[-1]["data"]
+    miou = next(m for m in card.metrics if m["name"] == "mIoU")
+    assert "held-out" in miou["data"]
+    # beside it, the mean uncertainty on the same images: the app's yardstick for images unlike these
+    uncertainty = next(m for m in card.metrics if m["name"] == UNCERTAINTY_METRIC)
+    assert 0.0 <= uncertainty["value"] <= 1.0 and uncertainty["data"] == miou["data"]
     assert card.name == "cells.v2" and card.recipe["steps"] == 40
     for name in ("train_log.jsonl", "curves.png", CHECKPOINT_NAME):
         assert (tmp_path / "run" / name).is_file()
@@ -115,7 +120,9 @@ def test_from_scratch_validates_and_keeps_the_best(tmp_path: Path) -> None:
     assert final.model_path == str(tmp_path / "run" / "blobs.safetensors")
     card = load_card(final.model_path)
     assert card.history[-1]["event"] == "trained" and "from" not in card.history[-1]
-    assert card.metrics[-1]["value"] == pytest.approx(best) and "held out" in card.metrics[-1]["data"]
+    miou = next(m for m in card.metrics if m["name"] == "mIoU")
+    assert miou["value"] == pytest.approx(best) and "held out" in miou["data"]
+    assert card.metric(UNCERTAINTY_METRIC) is not None and 0.0 <= card.metric(UNCERTAINTY_METRIC) <= 1.0
     assert card.in_channels == 3 and card.train_resolution == (32, 32)
 
 

@@ -52,8 +52,7 @@ def test_hitl_helpers() -> None:
 
 
 def test_forest_features() -> None:
-    pytest.importorskip("scipy")
-    from benchmarks.isbi_forest import features
+    from benchmarks.isbi_forest import features  # scipy: in the test extra
 
     f = features(np.random.default_rng(0).integers(0, 255, (20, 24), dtype=np.uint8))
     assert f.shape == (20, 24, 31) and np.isfinite(f).all()

@@ -1,8 +1,9 @@
 """The canvas with a document: an image pyramid, an edit session and how to show its masks.
 
-Label pixels are drawn in class colours over the image; the prediction, until
-accepted, is drawn hatched underneath, so the model's suggestion always looks
-different from the user's own labels. Hidden classes, a solo class, the
+Label pixels are drawn in class colours over the image; the prediction is drawn
+hatched, only where nothing is labelled, so the model's suggestion always looks
+different from the user's own labels and accepted pixels lose the hatching. The
+mask view shows the prediction too, where nothing is labelled, in stripes. Hidden classes, a solo class, the
 outline-only style and the black/white mask view are all lookup-table changes:
 no mask is copied.
 """
@@ -85,14 +86,20 @@ class Canvas(CanvasView):
             return
         lut = overlay_lut(self.classes, self.hidden, self.solo)
         if self.mask_view_class is not None:
-            self.label_layer.set_source(MaskSource(s.label, lut, "binary", self.mask_view_class))
-            self.prediction_layer.set_source(None)
+            # the label in black and white; where nothing is labelled, the prediction beneath in white and grey
+            # stripes (so the mask view shows what the model found, marked as not the user's)
+            k, predicted = self.mask_view_class, s.prediction is not None
+            self.label_layer.set_source(MaskSource(s.label, lut, "binary", k, clear_unlabelled=predicted))
+            self.prediction_layer.set_source(
+                MaskSource(s.prediction, lut, "binary-hatched", k, cover=s.label) if s.prediction is not None
+                else None)
         else:
             style = "outline" if self.outline else "fill"
             self.label_layer.set_source(MaskSource(s.label, lut, style))
             if s.prediction is not None:
                 pred_style = "outline" if self.outline else "hatched"
-                self.prediction_layer.set_source(MaskSource(s.prediction, lut, pred_style))
+                # drawn only where nothing is labelled: accepted or painted pixels lose the hatching
+                self.prediction_layer.set_source(MaskSource(s.prediction, lut, pred_style, cover=s.label))
             else:
                 self.prediction_layer.set_source(None)
         self._apply_opacity()
@@ -133,9 +140,9 @@ class Canvas(CanvasView):
     def _apply_opacity(self) -> None:
         mask_view = self.mask_view_class is not None
         self.label_layer.setVisible(self.overlay_visible or mask_view)
-        self.prediction_layer.setVisible(self.overlay_visible and not mask_view)
+        self.prediction_layer.setVisible(self.overlay_visible or mask_view)
         self.label_layer.setOpacity(1.0 if mask_view else self.opacity)
-        self.prediction_layer.setOpacity(self.opacity)
+        self.prediction_layer.setOpacity(1.0 if mask_view else self.opacity)
 
     def set_uncertainty(self, values: np.ndarray | None) -> None:
         """A per-pixel uncertainty map in [0, 1] (None removes it); shown by :meth:`show_uncertainty`."""

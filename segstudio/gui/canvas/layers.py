@@ -18,6 +18,8 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from segstudio.core.classes import unlabelled_value
+
 TILE = 256
 SMOOTH_BELOW = 2.0
 _CACHE_BYTES = 192 * 1024 * 1024
@@ -78,28 +80,39 @@ class MaskSource(TileSource):
 
     ``style``: "fill" (class colours), "outline" (only class borders),
     "hatched" (fill with diagonal stripes: a prediction not yet accepted),
-    "binary" (mask view of ``binary_class``: white where it is, black elsewhere).
+    "binary" (mask view of ``binary_class``: white where it is, black elsewhere;
+    with ``clear_unlabelled`` not-labelled pixels are transparent, so a prediction
+    beneath shows through), "binary-hatched" (the mask view of a prediction:
+    white and grey stripes where the class is predicted, black elsewhere).
+    ``cover``: a label mask; wherever it is labelled nothing is drawn (a prediction
+    shows only where the user has not labelled, so an accepted one loses its hatching).
     Lower levels subsample the mask (nearest), which keeps thin classes visible.
-    Every style is one gather per pixel from a packed 32-bit table; "hatched"
-    indexes a doubled table (full and faint colours) with a cached stripe offset.
+    Every style is one gather per pixel from a packed 32-bit table; the hatched
+    styles index a doubled table (full and faint colours) with a cached stripe offset.
     """
 
-    def __init__(self, mask: np.ndarray, lut: np.ndarray, style: str = "fill", binary_class: int = 0) -> None:
+    def __init__(self, mask: np.ndarray, lut: np.ndarray, style: str = "fill", binary_class: int = 0,
+                 clear_unlabelled: bool = False, cover: np.ndarray | None = None) -> None:
         self.mask = mask
         self.lut = lut
         self.style = style
         self.binary_class = binary_class
+        self.cover = cover
         self.height, self.width = mask.shape
-        if style == "binary":
+        if style in ("binary", "binary-hatched"):
             table = np.zeros_like(lut)
             table[:, 3] = 255
             table[binary_class, :3] = 255
+            if clear_unlabelled:
+                table[len(table) - 1] = 0  # the not-labelled marker: the last entry (255, or 65535)
             self._lut32 = _lut32(table)
+            faint = table.copy()
+            faint[binary_class, :3] = 110
         else:
             self._lut32 = _lut32(lut)
-        if style == "hatched":
             faint = lut.copy()
             faint[:, 3] //= 3
+        if style in ("hatched", "binary-hatched"):
             # one table of both: index i is the full colour, i + len(lut) the faint one
             self._lut32 = np.concatenate([self._lut32, _lut32(faint)])
         self._stripes: dict[tuple[int, int, int, int], np.ndarray] = {}
@@ -123,10 +136,14 @@ class MaskSource(TileSource):
         sub = self.mask[y0 * s:y1 * s:s, x0 * s:x1 * s:s]
         if sub.size == 0:
             return None
-        if self.style == "hatched":
-            packed = np.take(self._lut32, sub + self._stripe_offsets(s, ((x0 + y0) * s) % 12, *sub.shape))
+        if self.style in ("hatched", "binary-hatched"):
+            offsets = self._stripe_offsets(s, ((x0 + y0) * s) % 12, *sub.shape)
+            packed = np.take(self._lut32, sub.astype(np.int32) + offsets)
         else:
             packed = np.take(self._lut32, sub)
+        if self.cover is not None and self.cover.shape == self.mask.shape:
+            covered = self.cover[y0 * s:y1 * s:s, x0 * s:x1 * s:s] != unlabelled_value(self.cover.dtype)
+            packed[covered] = 0
         if self.style == "outline":
             edge = np.zeros(sub.shape, bool)
             edge[1:, :] |= sub[1:, :] != sub[:-1, :]

@@ -1,18 +1,22 @@
-"""File → Batch Segment Folder…: the options dialog, then a progress dialog over ``segment_folder``.
+"""File → Batch Segment Folder…: the options dialog, then a progress window over ``segment_folder``.
 
-The progress dialog runs the inference engine's batch generator in a worker
-(images done, images/s, ETA, the errors as they come) with cancel; when the run
-ends the output folder opens in the system's file manager
+The progress window is not modal: the user keeps painting while a folder runs.
+It runs the inference engine's batch generator in a worker (images done,
+images/s, ETA, the errors as they come); Cancel stops the run after the images
+in progress, which are written and counted, and then turns into Close. When the
+run ends the output folder opens in the system's file manager
 (:func:`open_folder`, replaced by the tests). A run that is cancelled keeps
 what was written, and running it again resumes. When the output folder holds
-results of another model, the dialog asks whether to segment those images
+results of another model, the window asks whether to segment those images
 again with this one (:attr:`BatchProgressDialog.overwrite_question`) instead of
-mixing the two models' results.
+mixing the two models' results. Outputs: ``masks/`` (class maps, shown in the
+class colours), ``overlays/``, ``classes/<NN>-<class>/`` and ``classes.json``
+(see :mod:`segstudio.inference.batch`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core.tasks import CancelToken, format_eta
+from segstudio.core.tasks import Cancelled, CancelToken, LinkedToken, format_eta
 from segstudio.gui.workers import Task, WorkerPool
 from segstudio.inference.batch import BatchEvent, BatchOptions, segment_folder
 from segstudio.inference.batch_record import OtherModelError
@@ -84,14 +88,22 @@ class BatchRequest:
         return None
 
 
-BatchProgress = BatchEvent | str | OtherModelError
+@dataclass
+class BatchEnd:
+    """How the run ended in the worker: "finished", "cancelled" (after the images in progress were written) or
+    "other model" (the output folder holds another model's results: ``other`` says whose)."""
+
+    state: str
+    last: BatchEvent | None = None
+    other: OtherModelError | None = None
 
 
-def run_batch(request: BatchRequest, cancel: CancelToken) -> Generator[BatchProgress, None, BatchEvent | None]:
-    """Load the model, then segment the folder; yields the backend's name, then the batch events.
+def run_batch(request: BatchRequest, cancel: CancelToken, report: Callable[[object], None]) -> BatchEnd:
+    """Load the model, then segment the folder; reports the backend's name, then every batch event.
 
-    When the output folder holds another model's results (and ``overwrite`` is
-    off), yields the :class:`OtherModelError` for the dialog to ask, and ends.
+    When ``cancel`` is set the engine writes and counts the images in progress, then the run ends as
+    "cancelled" with the true count; when the output folder holds another model's results (and
+    ``overwrite`` is off) it ends as "other model", having written nothing.
     """
     engine_backend, device = BACKENDS.get(request.backend, BACKENDS["auto"])
     try:
@@ -100,15 +112,17 @@ def run_batch(request: BatchRequest, cancel: CancelToken) -> Generator[BatchProg
     except MissingCardError:
         raise ValueError(f"{request.model.name} is an ONNX file without a segstudio model card: choose it once "
                          "in the Model panel to name its classes, then run the batch again") from None
-    yield predictor.backend.name
+    report(predictor.backend.name)
     last: BatchEvent | None = None
     try:
         for event in segment_folder([request.input], request.output, predictor, request.options(), cancel):
             last = event
-            yield event
+            report(event)
     except OtherModelError as exc:
-        yield exc
-    return last
+        return BatchEnd("other model", last, exc)
+    except Cancelled:
+        return BatchEnd("cancelled", last)
+    return BatchEnd("finished", last)
 
 
 class BatchDialog(QDialog):
@@ -123,8 +137,8 @@ class BatchDialog(QDialog):
         self.model_combo.setEditable(True)
         for p in models:
             self.model_combo.addItem(str(p))
-        self.overlay = QCheckBox("Colour overlay per image (<name>.overlay.png)")
-        self.masks = QCheckBox("A black/white mask per class (<name>.mask-NN-<class>.png)")
+        self.overlay = QCheckBox("Colour overlay per image (overlays/<name>.png)")
+        self.masks = QCheckBox("A black/white mask per class (classes/<NN>-<class>/<name>.png)")
         self.tta = QCheckBox("Test-time augmentation (flips × 4 scales: slower, often a little better)")
         self.recursive = QCheckBox("Include sub-folders (their structure is kept in the output)")
         for box, key, default in ((self.overlay, "overlay", True), (self.masks, "masks_per_class", False),
@@ -146,8 +160,11 @@ class BatchDialog(QDialog):
         layout.addLayout(form)
         for box in (self.overlay, self.masks, self.tta, self.recursive):
             layout.addWidget(box)
-        layout.addWidget(QLabel("Each image gives <name>.png, its class-index map. Images already done are "
-                                "skipped, so a stopped run resumes."))
+        note = QLabel("Each image gives masks/<name>.png, its class map: the pixel values are the class indices, "
+                      "shown in the class colours; classes.json says which is which. Images already done are "
+                      "skipped, so a stopped run resumes.")
+        note.setWordWrap(True)
+        layout.addWidget(note)
         layout.addWidget(self.problem_label)
         layout.addWidget(buttons)
         self.resize(620, 0)
@@ -190,7 +207,7 @@ class BatchDialog(QDialog):
     def remembered(self) -> dict[str, Any]:
         """What to offer next time."""
         r = self.request()
-        return {"input": str(r.input), "output": str(r.output), "overlay": r.overlay,
+        return {"input": str(r.input), "output": str(r.output), "model": str(r.model), "overlay": r.overlay,
                 "masks_per_class": r.masks_per_class, "tta": r.tta, "recursive": r.recursive}
 
     def accept(self) -> None:
@@ -212,14 +229,20 @@ class BatchOutcome:
 
 
 class BatchProgressDialog(QDialog):
-    """Runs a :class:`BatchRequest` in a worker and shows its progress; Cancel stops it, keeping what is done."""
+    """Runs a :class:`BatchRequest` in a worker and shows its progress; Cancel stops it, keeping what is done.
+
+    Not modal: the main window stays usable while it runs.
+    """
 
     def __init__(self, request: BatchRequest, workers: WorkerPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setModal(False)
         self.setWindowTitle(f"Segmenting {request.input.name}")
         self.request = request
         self.outcome: BatchOutcome | None = None
         self.last: BatchEvent | None = None
+        self.stop = CancelToken()
+        """The Cancel button's token: the run writes and counts the images in progress, then ends."""
         self.state = QLabel(f"Loading {request.model.name}…")
         self.state.setWordWrap(True)
         self.bar = QProgressBar()
@@ -232,13 +255,15 @@ class BatchProgressDialog(QDialog):
         self.cancel_button.clicked.connect(self._cancel_or_close)
         self.open_button = QPushButton("Open output folder")
         self.open_button.setEnabled(False)
-        self.open_button.clicked.connect(lambda: open_folder(request.output))
+        self.open_button.clicked.connect(lambda: open_folder(self.request.output))
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"{request.input}  →  {request.output}"))
+        route = QLabel(f"{request.input}  →  {request.output}")
+        route.setWordWrap(True)
+        layout.addWidget(route)
         for w in (self.state, self.bar, self.counts, self.speed, self.errors):
             layout.addWidget(w)
         layout.addLayout(buttons)
@@ -253,18 +278,20 @@ class BatchProgressDialog(QDialog):
         def current(slot: Any) -> Any:
             return lambda value: slot(value) if self.task is task else None
 
-        task = self.workers.start("batch", lambda c: run_batch(request, c), on_progress=current(self._progress),
-                                  on_finished=current(self._finished), on_failed=current(self._failed),
-                                  on_cancelled=current(self._cancelled))
+        stop = self.stop
+        task = self.workers.start("batch", lambda c, report: run_batch(request, LinkedToken(c, stop), report),
+                                  on_progress=current(self._progress), on_finished=current(self._ended),
+                                  on_failed=current(self._failed), on_cancelled=current(self._closed_under_it),
+                                  reporting=True)
         self.task = task
         return task
 
-    def _progress(self, event: BatchProgress) -> None:
+    def _progress(self, event: object) -> None:
         if isinstance(event, str):
-            self.state.setText(f"Running on {event}")
+            if not self.stop.cancelled:
+                self.state.setText(f"Running on {event}")
             return
-        if isinstance(event, OtherModelError):
-            self._ask_overwrite(event)
+        if not isinstance(event, BatchEvent):
             return
         self.last = event
         self.bar.setRange(0, max(1, event.total))
@@ -283,9 +310,12 @@ class BatchProgressDialog(QDialog):
         self.outcome = outcome
         self.state.setText(text)
         self.cancel_button.setText("Close")
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setDefault(True)
         self.open_button.setEnabled(self.request.output.is_dir())
         if outcome.state != "failed":
             self.bar.setRange(0, max(1, self.last.total if self.last else 1))
+            self.bar.setValue(self.last.done if self.last else 0)
 
     def _ask_overwrite(self, exc: OtherModelError) -> None:
         other = exc.recorded or "an unknown model"
@@ -312,20 +342,29 @@ class BatchProgressDialog(QDialog):
         text = "Not run: the output folder holds another model's results; nothing was written"
         self._end(BatchOutcome("cancelled", self.last, text), text)
 
-    def _finished(self, last: BatchEvent | None) -> None:
-        if self.overwrite_question is not None or self.outcome is not None:
-            return  # the run stopped to ask; the answer decided (or decides) what comes next
-        last = last or self.last
+    def _ended(self, end: BatchEnd) -> None:
+        if end.state == "other model" and end.other is not None:
+            self._ask_overwrite(end.other)
+            return
+        last = end.last or self.last
+        self.last = last
         written = last.written if last else 0
+        skipped = last.skipped if last else 0
         failed = last.failed if last else 0
         errors = [str(e) for e in last.errors] if last else []
-        text = f"Done: {written} written, {last.skipped if last else 0} skipped (already done), {failed} failed"
+        if end.state == "cancelled":
+            text = (f"Cancelled: {written} written, {skipped} skipped (already done), {failed} failed; what was "
+                    "written is kept, and running again resumes")
+            self._end(BatchOutcome("cancelled", last, text, errors), text)
+            return
+        text = f"Done: {written} written, {skipped} skipped (already done), {failed} failed"
         self._end(BatchOutcome("finished", last, text, errors), text)
         open_folder(self.request.output)
 
-    def _cancelled(self, reason: str) -> None:
+    def _closed_under_it(self, reason: str) -> None:
+        # the worker itself was cancelled: the window is closing
         written = self.last.written if self.last else 0
-        text = f"Cancelled after {written} image(s); they are kept, and running again resumes"
+        text = f"Stopped ({reason}) after {written} image(s); they are kept, and running again resumes"
         self._end(BatchOutcome("cancelled", self.last, text), text)
 
     def _failed(self, message: str) -> None:
@@ -334,8 +373,8 @@ class BatchProgressDialog(QDialog):
 
     def _cancel_or_close(self) -> None:
         if self.outcome is None:
-            self.task.cancel("cancelled by the user")
-            self.cancel_button.setEnabled(False)
+            self.stop.cancel("cancelled by the user")
+            self.cancel_button.setEnabled(False)  # until the images in progress are written (Close then)
             self.state.setText("Stopping after the images in progress…")
         else:
             self.accept()
@@ -343,6 +382,5 @@ class BatchProgressDialog(QDialog):
     def reject(self) -> None:
         """Esc or the close button: stop the run (what is done is kept) and close."""
         if self.outcome is None:
-            self.task.cancel("cancelled by the user")
+            self.stop.cancel("cancelled by the user")
         super().reject()
-

@@ -2,7 +2,9 @@
 
 Thumbnails are made by one background task per project (decode + shrink in a
 worker thread, converted to pixmaps on the UI thread as they arrive); the list
-is usable at once and fills in as they come.
+is usable at once and fills in as they come. An image that cannot be read
+(found while making its thumbnail, or when opening it) is marked: a warning
+icon in place of the thumbnail, a "broken" pill, and the reason in its tooltip.
 """
 
 from __future__ import annotations
@@ -48,18 +50,24 @@ STATUS_COLOURS = {
 }
 StatusRole = Qt.ItemDataRole.UserRole + 1
 PathRole = Qt.ItemDataRole.UserRole + 2
+BrokenRole = Qt.ItemDataRole.UserRole + 3  # why the image cannot be read, or None
+BROKEN_COLOUR = QColor(200, 40, 40)
 _Index = QModelIndex | QPersistentModelIndex
 
 
+Thumbnail = tuple[str, "np.ndarray | str"]
+"""(image path, its RGB thumbnail, or why it cannot be read)."""
+
+
 def make_thumbnails(project: Project, entries: list[ImageEntry], size: int,
-                    cancel: CancelToken) -> Generator[tuple[str, np.ndarray | None], None, None]:
-    """Yield (image path, RGB thumbnail no larger than ``size``², or None if unreadable) for each entry."""
+                    cancel: CancelToken) -> Generator[Thumbnail, None, None]:
+    """Yield (image path, RGB thumbnail no larger than ``size``², or why it cannot be read) for each entry."""
     for e in entries:
         cancel.raise_if_cancelled()
         try:
             rgb = read_image(project.image_path(e)).display
-        except ImageReadError:
-            yield e.path, None
+        except ImageReadError as exc:
+            yield e.path, str(exc) or "cannot be read"
             continue
         h, w = rgb.shape[:2]
         s = size / max(h, w)
@@ -76,7 +84,8 @@ class FileListModel(QAbstractListModel):
         self.entries: list[ImageEntry] = []
         self.rows: dict[str, int] = {}
         self.thumbs: dict[str, QPixmap] = {}
-        self.broken: set[str] = set()
+        self.broken: dict[str, str] = {}
+        """Images that cannot be read, and why."""
 
     def set_project(self, project: Project | None) -> None:
         self.beginResetModel()
@@ -84,6 +93,7 @@ class FileListModel(QAbstractListModel):
         self.entries = project.images if project is not None else []
         self.rows = {e.path: i for i, e in enumerate(self.entries)}
         self.thumbs = {k: v for k, v in self.thumbs.items() if k in self.rows}
+        self.broken = {k: v for k, v in self.broken.items() if k in self.rows}
         self.endResetModel()
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -96,12 +106,14 @@ class FileListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return e.name
         if role == Qt.ItemDataRole.ToolTipRole:
-            broken = "\n(cannot be read)" if e.path in self.broken else ""
-            return f"{e.path}\n{e.status}{broken}"
+            reason = self.broken.get(e.path)
+            return f"{e.path}\n" + (f"Cannot be read: {reason}" if reason is not None else e.status)
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbs.get(e.path)
         if role == StatusRole:
             return e.status
+        if role == BrokenRole:
+            return self.broken.get(e.path)
         if role == PathRole:
             return e.path
         return None
@@ -112,15 +124,22 @@ class FileListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx)
 
-    def set_thumbnail(self, path: str, rgb: np.ndarray | None, dpr: float) -> None:
-        if rgb is None:
-            self.broken.add(path)
-        else:
-            h, w = rgb.shape[:2]
-            img = QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()
-            pix = QPixmap.fromImage(img)
-            pix.setDevicePixelRatio(dpr)
-            self.thumbs[path] = pix
+    def mark_broken(self, path: str, reason: str) -> None:
+        """``path`` cannot be read, for ``reason`` (shown in its tooltip)."""
+        self.broken[path] = reason
+        self.thumbs.pop(path, None)
+        self.refresh_path(path)
+
+    def set_thumbnail(self, path: str, rgb: np.ndarray | str, dpr: float) -> None:
+        if isinstance(rgb, str):
+            self.mark_broken(path, rgb)
+            return
+        h, w = rgb.shape[:2]
+        img = QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()
+        pix = QPixmap.fromImage(img)
+        pix.setDevicePixelRatio(dpr)
+        self.thumbs[path] = pix
+        self.broken.pop(path, None)
         self.refresh_path(path)
 
 
@@ -164,7 +183,12 @@ class FileDelegate(QStyledItemDelegate):
         r = option.rect
         pix = index.data(Qt.ItemDataRole.DecorationRole)
         box = QRect(r.left() + 4, r.top() + 4, THUMB, THUMB)
-        if isinstance(pix, QPixmap):
+        broken = index.data(BrokenRole) is not None
+        if broken and style is not None:
+            painter.fillRect(box, option.palette.alternateBase())
+            icon = style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+            icon.paint(painter, box.adjusted(12, 12, -12, -12))
+        elif isinstance(pix, QPixmap):
             size = pix.deviceIndependentSize().toSize()
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(box.center())
@@ -177,13 +201,13 @@ class FileDelegate(QStyledItemDelegate):
         text_rect = QRect(box.right() + 8, r.top() + 6, r.width() - THUMB - 16, r.height() // 2)
         name = painter.fontMetrics().elidedText(str(index.data()), Qt.TextElideMode.ElideMiddle, text_rect.width())
         painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), name)
-        status = str(index.data(StatusRole))
+        status = "broken" if broken else str(index.data(StatusRole))
         fm = painter.fontMetrics()
         pill = QRect(text_rect.left(), r.top() + r.height() // 2 + 4, fm.horizontalAdvance(status) + 12,
                      fm.height() + 2)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(STATUS_COLOURS.get(status, QColor(128, 128, 128)))
+        painter.setBrush(BROKEN_COLOUR if broken else STATUS_COLOURS.get(status, QColor(128, 128, 128)))
         painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(pill, int(Qt.AlignmentFlag.AlignCenter), status)
@@ -241,6 +265,10 @@ class FilePanel(QWidget):
             self._thumb_task = self.workers.start(
                 "thumbnails", lambda c: make_thumbnails(project, missing, size, c),
                 on_progress=lambda item: self.model.set_thumbnail(item[0], item[1], dpr))
+
+    def mark_broken(self, path: str, reason: str) -> None:
+        """Mark ``path`` as unreadable (opening it failed), with the reason in its tooltip."""
+        self.model.mark_broken(path, reason)
 
     def refresh_status(self, path: str) -> None:
         self.model.refresh_path(path)

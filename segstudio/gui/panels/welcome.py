@@ -17,20 +17,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio import __version__
+from segstudio import __version__, paths
 from segstudio.core.classes import ClassTable
 from segstudio.inference.model_file import load_card
-
-DEFAULT_MODEL = "camvid-fastscnn"
-MODEL_SUFFIXES = (".onnx", ".safetensors")
+from segstudio.paths import DEFAULT_MODEL
 
 
 def shipped_models(folder: Path) -> list[Path]:
     """Model files shipped in ``folder`` (``models/``), the default one first."""
-    if not folder.is_dir():
-        return []
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES)
-    return sorted(found, key=lambda p: p.stem != DEFAULT_MODEL)
+    return paths.shipped_models(folder)
 
 
 def sample_classes(model: Path | None) -> ClassTable:
