@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 
 ALIGN_CORNERS = True
 
@@ -90,8 +90,10 @@ class HarDBlock(nn.Module):
         return torch.cat([outs[k] for k in self.kept], dim=1)
 
 
-class FCHarDNet(nn.Module):
+class FCHarDNet(SegmentationNetwork):
     """FC-HarDNet-70 encoder-decoder; logits at 1/4 resized to the input."""
+
+    encoder_modules = ("stem", "enc_blocks", "enc_convs")
 
     def __init__(self, num_classes: int, in_channels: int = 3) -> None:
         super().__init__()
@@ -145,7 +147,3 @@ class FCHarDNet(nn.Module):
         logits = resize_to(self.classifier(y), x, align_corners=ALIGN_CORNERS)
         return seg_outputs(logits, self.training)
 
-
-@register("hardnet70")
-def build_hardnet70(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return FCHarDNet(num_classes, in_channels=in_channels)

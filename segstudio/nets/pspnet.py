@@ -22,7 +22,6 @@ from torch import Tensor, nn
 
 from segstudio.nets.dilated import ALIGN_CORNERS, DilatedSegmenter, GlobalPoolBranch, dilated_resnet
 from segstudio.nets.layers import ConvBNAct, adaptive_avg_pool2d, resize_to
-from segstudio.nets.registry import register
 
 POOL_SCALES = (1, 2, 3, 6)
 
@@ -63,16 +62,7 @@ class PSPHead(nn.Module):
 class PSPNet(DilatedSegmenter):
     """PSPNet on a ResNetV1c-``depth`` at output stride 8; ``aux`` adds the stage-3 FCN head (train mode)."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, depth: int = 50, aux: bool = True) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 3, *, depth: int, aux: bool) -> None:
         backbone = dilated_resnet(depth, in_channels, output_stride=8)
         super().__init__(backbone, PSPHead(backbone.out_channels[4], num_classes), num_classes, aux)
 
-
-@register("pspnet_r50")
-def build_pspnet_r50(num_classes: int, in_channels: int = 3, aux: bool = True) -> nn.Module:
-    return PSPNet(num_classes, in_channels, depth=50, aux=aux)
-
-
-@register("pspnet_r101")
-def build_pspnet_r101(num_classes: int, in_channels: int = 3, aux: bool = True) -> nn.Module:
-    return PSPNet(num_classes, in_channels, depth=101, aux=aux)

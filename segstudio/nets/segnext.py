@@ -49,8 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import DropPath, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register_variants
 
 ALIGN_CORNERS = False  # SegNeXt head (MODEL_SPECS §0.1)
 NMF_SEED = 220908575  # the paper's arXiv number; any fixed value would do
@@ -58,13 +58,6 @@ NMF_EPS = 1e-6
 LAYER_SCALE_INIT = 1e-2
 GN_GROUPS = 32
 
-# name: (embed dims, depths, drop-path rate, Hamburger channels (= head channels), NMF rank)
-VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...], float, int, int]] = {
-    "t": ((32, 64, 160, 256), (3, 3, 5, 2), 0.1, 256, 16),
-    "s": ((64, 128, 320, 512), (2, 2, 4, 2), 0.1, 256, 16),
-    "b": ((64, 128, 320, 512), (3, 3, 12, 3), 0.1, 512, 64),
-    "l": ((64, 128, 320, 512), (3, 5, 27, 3), 0.3, 1024, 64),
-}
 MLP_RATIOS = (8, 8, 4, 4)
 
 
@@ -275,10 +268,16 @@ class LightHamHead(nn.Module):
         return self.classifier(self.dropout(self.align(x)))
 
 
-class SegNeXt(nn.Module):
-    """MSCAN encoder + LightHamHead on stages 2–4; logits at the input size (output stride 8, bilinear up)."""
+class SegNeXt(SegmentationNetwork):
+    """MSCAN encoder + LightHamHead on stages 2–4; logits at the input size (output stride 8, bilinear up).
 
-    def __init__(self, num_classes: int, in_channels: int, dims: tuple[int, ...], depths: tuple[int, ...],
+    ``dims``, ``depths``, ``drop_path``, ``ham_channels`` and ``rank`` are a variant's (T/S/B/L:
+    zoo/catalog/segnext.py).
+    """
+
+    encoder_modules = ("encoder",)
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, dims: tuple[int, ...], depths: tuple[int, ...],
                  drop_path: float, ham_channels: int, rank: int) -> None:
         super().__init__()
         self.encoder = MSCAN(in_channels, dims, depths, drop_path)
@@ -312,10 +311,3 @@ class SegNeXt(nn.Module):
         logits = self.decode_head(feats[1:])
         return seg_outputs(resize_to(logits, x, ALIGN_CORNERS), self.training)
 
-
-def _build(variant: str, num_classes: int, in_channels: int) -> SegNeXt:
-    dims, depths, drop_path, ham_channels, rank = VARIANTS[variant]
-    return SegNeXt(num_classes, in_channels, dims, depths, drop_path, ham_channels, rank)
-
-
-register_variants("segnext", VARIANTS, _build)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio import nets
-from segstudio.nets.hrnet import CONFIGS, HRModule, HRNetV2
+from segstudio import nets, zoo
+from segstudio.nets.hrnet import HRModule, HRNetV2
 
 WIDTHS = {"hrnet_w18s": (18, 36, 72, 144), "hrnet_w18": (18, 36, 72, 144), "hrnet_w48": (48, 96, 192, 384)}
 # (stage-1 bottlenecks, modules of stages 2/3/4, basic blocks per branch), MODEL_SPECS §4 and the W18 config
@@ -146,5 +146,6 @@ def test_parameter_count_is_reference_minus_head_bias(name: str, reference: int)
 
 
 def test_configs_are_distinct() -> None:
-    assert CONFIGS["hrnet_w18"].widths == CONFIGS["hrnet_w18s"].widths
-    assert CONFIGS["hrnet_w18"].modules == CONFIGS["hrnet_w48"].modules
+    config = {name: zoo.get_spec(name).config for name in WIDTHS}
+    assert config["hrnet_w18"]["widths"] == config["hrnet_w18s"]["widths"]
+    assert config["hrnet_w18"]["modules"] == config["hrnet_w48"]["modules"]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import AuxOutput, NetSpec, Option
 
+ORDER = 70
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
+_BUILDER = "segstudio.nets.deeplabv3:DeepLabV3"
 _PAPER = "Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, 2017 (arXiv:1706.05587)"
 _AUX = AuxOutput("aux", 0.4, "logits", "FCN head on ResNet stage 3 (1024→256→classes, at 1/8 or 1/16), as in mmseg")
 _OPTIONS = (
@@ -22,6 +26,8 @@ _DESC = ("Dilated ResNetV1c-{d} with atrous spatial pyramid pooling (rates 12/24
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="deeplabv3_r50",
+        builder=_BUILDER,
+        config={"depth": 50},
         family="deeplabv3",
         title="DeepLabv3 (ResNet-50)",
         paper=_PAPER,
@@ -40,6 +46,8 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="deeplabv3_r101",
+        builder=_BUILDER,
+        config={"depth": 101},
         family="deeplabv3",
         title="DeepLabv3 (ResNet-101)",
         paper=_PAPER,

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import NetSpec
 
+ORDER = 50
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
+_BUILDER = "segstudio.nets.dfanet:DFANet"
 _PAPER = "Li, Xiong, Fan, Sun, DFANet: Deep Feature Aggregation for Real-Time Semantic Segmentation, CVPR 2019 " \
     "(arXiv:1904.02216)"
 
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="dfanet_a",
+        builder=_BUILDER,
+        config={"widths": (48, 96, 192)},
         family="dfanet",
         title="DFANet A",
         paper=_PAPER,
@@ -27,6 +33,8 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="dfanet_b",
+        builder=_BUILDER,
+        config={"widths": (32, 64, 128)},
         family="dfanet",
         title="DFANet B",
         paper=_PAPER,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import AuxOutput, NetSpec, Option
 
+ORDER = 40
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="fastscnn",
+        builder="segstudio.nets.fastscnn:FastSCNN",
         family="fastscnn",
         title="Fast-SCNN",
         paper="Poudel, Liwicki, Cipolla, Fast-SCNN: Fast Semantic Segmentation Network, BMVC 2019 "

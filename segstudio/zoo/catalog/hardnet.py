@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import NetSpec
 
+ORDER = 30
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="hardnet70",
+        builder="segstudio.nets.hardnet:FCHarDNet",
         family="hardnet",
         title="FC-HarDNet-70",
         paper="Chao et al., HarDNet: A Low Memory Traffic Network, ICCV 2019 (arXiv:1909.00948)",

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import NetSpec
 
+ORDER = 20
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
+_BUILDER = "segstudio.nets.hrnet:build_hrnet"
 _PAPER = "Wang, Sun et al., Deep High-Resolution Representation Learning, TPAMI 2020 (arXiv:1908.07919)"
 
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="hrnet_w18s",
+        builder=_BUILDER,
+        # seg_hrnet_w18_small_v2_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml
+        config={"widths": (18, 36, 72, 144), "stage1_blocks": 2, "modules": (1, 3, 2), "blocks": (2, 2, 2)},
         family="hrnet",
         title="HRNetV2-W18-Small-v2",
         paper=_PAPER,
@@ -23,6 +30,9 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="hrnet_w18",
+        builder=_BUILDER,
+        # HRNetV2-W18: W48's module/block counts (hrnet_w18 config of the HRNet repos) at width 18
+        config={"widths": (18, 36, 72, 144), "stage1_blocks": 4, "modules": (1, 4, 3), "blocks": (4, 4, 4)},
         family="hrnet",
         title="HRNetV2-W18",
         paper=_PAPER,
@@ -40,6 +50,9 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="hrnet_w48",
+        builder=_BUILDER,
+        # seg_hrnet_w48_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml
+        config={"widths": (48, 96, 192, 384), "stage1_blocks": 4, "modules": (1, 4, 3), "blocks": (4, 4, 4)},
         family="hrnet",
         title="HRNetV2-W48",
         paper=_PAPER,

@@ -57,6 +57,7 @@ def derive_specs(bases: Sequence[NetSpec]) -> tuple[NetSpec, ...]:
     return (
         NetSpec(
             name=NAME,
+            builder="segstudio.nets.msa:build_msa",
             family="msa",
             title="Hierarchical multi-scale attention",
             paper="Tao, Sapra, Catanzaro, Hierarchical Multi-Scale Attention for Semantic Segmentation, "

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import AuxOutput, NetSpec, Option
 
+ORDER = 60
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
+_BUILDER = "segstudio.nets.pspnet:PSPNet"
 _PAPER = "Zhao et al., Pyramid Scene Parsing Network, CVPR 2017 (arXiv:1612.01105)"
 _AUX = AuxOutput("aux", 0.4, "logits", "FCN head on ResNet stage 3 (1024→256→classes, at 1/8), as in mmseg")
 _OPTIONS = (Option("aux", True, "auxiliary FCN head on stage 3 (train mode only, loss weight 0.4)", (True, False)),)
@@ -13,6 +17,8 @@ _LAYOUT = ("mmseg pspnet_r*-d8 layout (ResNetV1c deep stem, PPM 512 ch, dropout 
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="pspnet_r50",
+        builder=_BUILDER,
+        config={"depth": 50},
         family="pspnet",
         title="PSPNet (ResNet-50, OS 8)",
         paper=_PAPER,
@@ -32,6 +38,8 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="pspnet_r101",
+        builder=_BUILDER,
+        config={"depth": 101},
         family="pspnet",
         title="PSPNet (ResNet-101, OS 8)",
         paper=_PAPER,

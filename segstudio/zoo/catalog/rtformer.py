@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import AuxOutput, NetSpec, Option
 
+ORDER = 100
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
+_BUILDER = "segstudio.nets.rtformer:RTFormer"
 _PAPER = "Wang et al., RTFormer: Efficient Design for Real-Time Semantic Segmentation with Transformer, " \
          "NeurIPS 2022 (arXiv:2210.07124)"
 
@@ -26,6 +30,8 @@ def _options(injection: tuple[bool, bool]) -> tuple[Option, ...]:
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="rtformer_slim",
+        builder=_BUILDER,
+        config={"base_channels": 32, "head_channels": 64},
         family="rtformer",
         title="RTFormer-Slim",
         paper=_PAPER,
@@ -44,6 +50,8 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="rtformer_base",
+        builder=_BUILDER,
+        config={"base_channels": 64, "head_channels": 128},
         family="rtformer",
         title="RTFormer-Base",
         paper=_PAPER,

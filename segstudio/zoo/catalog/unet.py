@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import AuxOutput, NetSpec, Option
 
+ORDER = 10
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="unet",
+        builder="segstudio.nets.unet:UNet",
         family="unet",
         title="U-Net",
         paper="Ronneberger et al., U-Net, MICCAI 2015 (arXiv:1505.04597)",
@@ -26,6 +30,7 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="unetpp",
+        builder="segstudio.nets.unetpp:UNetPlusPlus",
         family="unet",
         title="UNet++",
         paper="Zhou et al., UNet++: A Nested U-Net Architecture, DLMIA 2018 (arXiv:1807.10165)",
@@ -54,6 +59,7 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="unet3p",
+        builder="segstudio.nets.unet3p:UNet3Plus",
         family="unet",
         title="UNet 3+",
         paper="Huang et al., UNet 3+: A Full-Scale Connected UNet, ICASSP 2020 (arXiv:2004.08790)",
@@ -81,6 +87,7 @@ SPECS: tuple[NetSpec, ...] = (
     ),
     NetSpec(
         name="linknet",
+        builder="segstudio.nets.linknet:LinkNet",
         family="unet",
         title="LinkNet (ResNet-18)",
         paper="Chaurasia & Culurciello, LinkNet, VCIP 2017 (arXiv:1707.03718)",
