@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segstudio.cli import CliError
+from segstudio.cli.errors import CliError
 
 if TYPE_CHECKING:  # the core is imported inside the handlers so that `segstudio --help` stays instant
     from segstudio.core.project import Project

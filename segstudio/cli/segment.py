@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from segstudio.cli import CliError
+from segstudio.cli.errors import CliError
 from segstudio.core.tasks import format_eta
+from segstudio.inference.backends import DEVICES, ENGINES, PRECISIONS
 
 if TYPE_CHECKING:
     from segstudio.core.tasks import CancelToken
@@ -27,10 +28,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if needed)")
     p.add_argument("--model", required=True, metavar="FILE", help="a .safetensors or .onnx model file")
-    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+    p.add_argument("--backend", choices=ENGINES, default="auto",
                    help="auto: PyTorch on CUDA if there is a GPU, else ONNX Runtime on the CPU (default)")
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    p.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16",
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp16",
                    help="autocast precision on CUDA (default fp16)")
     p.add_argument("--classes", metavar="A,B,C", help="class names, for an ONNX file without a segstudio card")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: flips × scales 0.5–2 (slower)")
