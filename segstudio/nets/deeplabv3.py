@@ -1,7 +1,7 @@
 """DeepLabv3 (Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, arXiv:1706.05587).
 
 Layout of mmsegmentation's ``configs/_base_/models/deeplabv3_r50-d8.py`` and
-``decode_heads/aspp_head.py`` (MODEL_SPECS §7): ResNetV1c-50/101 (see
+``decode_heads/aspp_head.py`` (docs/MODEL_NOTES.md §7): ResNetV1c-50/101 (see
 :mod:`segstudio.nets.dilated`) at output stride 8 or 16; ASPP on the
 2048-channel stage-4 map with five parallel branches of 512 channels — image
 pooling, a 1×1 conv and three 3×3 convs with rates (12, 24, 36) at output

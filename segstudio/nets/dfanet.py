@@ -2,7 +2,7 @@
 
 No official code exists, and the two public PyTorch versions disagree, so this
 follows the paper: Table 1 for the backbones, Figure 3 and §3 for the
-aggregation and the decoder (MODEL_SPECS §13).
+aggregation and the decoder (docs/MODEL_NOTES.md §13).
 
 **Backbone** (the paper's modified Xception + "FC attention"). conv1: a plain
 3×3 conv s2 (→8) + BN + ReLU. enc2/enc3/enc4: 4/6/4 Xception blocks; a block
@@ -55,7 +55,7 @@ Decisions (the paper does not say, or we deviate on purpose):
   well conditioned.
 
 Reference code read to understand (not copied): huaifeng1993/DFANet and
-jandylin/DFANet_PyTorch, whose decoder is incomplete (MODEL_SPECS §13).
+jandylin/DFANet_PyTorch, whose decoder is incomplete (docs/MODEL_NOTES.md §13).
 """
 
 from __future__ import annotations

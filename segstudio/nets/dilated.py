@@ -1,6 +1,6 @@
 """Shared parts of the dilated-ResNet segmenters (PSPNet, DeepLabv3), following mmsegmentation.
 
-mmseg's ``pspnet_r50-d8`` / ``deeplabv3_r50-d8`` configs (MODEL_SPECS §6, §7):
+mmseg's ``pspnet_r50-d8`` / ``deeplabv3_r50-d8`` configs (docs/MODEL_NOTES.md §6, §7):
 
 - backbone ResNetV1c (deep stem of three 3×3 convs, 32-32-64 channels), stride on
   the 3×3 conv, ``contract_dilation=True``; output stride 8 uses

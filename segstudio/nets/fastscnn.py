@@ -1,6 +1,6 @@
 """Fast-SCNN (Poudel, Liwicki, Cipolla 2019, arXiv:1902.04502).
 
-Four modules, all at ≤ 1/8 resolution (MODEL_SPECS §12):
+Four modules, all at ≤ 1/8 resolution (docs/MODEL_NOTES.md §12):
 
 * **Learning to downsample** — 3×3 conv s2 (→32) + BN + ReLU, then two
   depthwise-separable convs s2 (32→48, 48→64): a 64-channel map at 1/8.
@@ -101,7 +101,7 @@ class PyramidPooling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # layers.adaptive_avg_pool2d: the native op in eager mode, an exact
         # shape-driven equivalent while exporting (bins 2/3/6 do not export
-        # for dynamic H×W otherwise, MODEL_SPECS §16).
+        # for dynamic H×W otherwise, docs/MODEL_NOTES.md §16).
         pooled = [
             resize_to(stage(adaptive_avg_pool2d(x, b)), x, ALIGN_CORNERS) for b, stage in zip(self.bins, self.stages)
         ]

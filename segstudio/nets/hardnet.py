@@ -1,6 +1,6 @@
 """FC-HarDNet-70 (Chao et al., "HarDNet: A Low Memory Traffic Network", ICCV 2019, arXiv:1909.00948).
 
-Followed: the authors' PingoLH/FCHarDNet ``ptsemseg/models/hardnet.py`` (MODEL_SPECS §9).
+Followed: the authors' PingoLH/FCHarDNet ``ptsemseg/models/hardnet.py`` (docs/MODEL_NOTES.md §9).
 
 - ConvLayer = conv (no bias) + BN + ReLU; every harmonic-block layer is 3×3.
 - Harmonic dense block: layer k (1-based; layer 0 is the block input) reads the concatenation of
@@ -15,7 +15,7 @@ Followed: the authors' PingoLH/FCHarDNet ``ptsemseg/models/hardnet.py`` (MODEL_S
   1×1 ConvLayer to half the channels, harmonic block with the matching encoder block's growth and
   depth. A 1×1 classifier (with bias) at 1/4, then a resize to the input.
 
-Choices: ``align_corners=True`` in every resize, as the reference (MODEL_SPECS §0.1); BN momentum 0.1
+Choices: ``align_corners=True`` in every resize, as the reference (docs/MODEL_NOTES.md §0.1); BN momentum 0.1
 (PyTorch's default, which the reference keeps); weights keep PyTorch's default init as in the reference,
 except the classifier (N(0, 0.01), ``layers.init_head``). Sizes: the stem and the 2×2 pools round up
 (``ceil_mode``), so every input size works, down to 1×1; the reference's floor-mode pools drop the last

@@ -15,7 +15,7 @@ and its yaml configs:
 - HRNetV2 head: branches 2–4 resized to branch 1's size, concatenated (sum of the widths),
   1×1 conv + BN + ReLU, 1×1 classifier at 1/4, bilinear resize to the input.
 
-Choices (MODEL_SPECS §4, §0):
+Choices (docs/MODEL_NOTES.md §4, §0):
 
 - BN momentum 0.1 (the HRNet-OCR branch and mmseg). Master's 0.01 belongs to InPlaceABNSync over
   large multi-GPU batches and long schedules; the app fine-tunes on few images with small batches,

@@ -24,7 +24,7 @@ A dual-resolution network (DDRNet lineage). With c = base channels (Slim 32, Bas
 - Auxiliary SegHead on the stage-3 high branch (loss weight 0.4), train mode only.
 
 Reference code followed: PaddleSeg ``paddleseg/models/rtformer.py`` (commit d7975e7c) and its
-Cityscapes configs (MODEL_SPECS.md §14). Deviations, all deliberate:
+Cityscapes configs (docs/MODEL_NOTES.md §14). Deviations, all deliberate:
 
 - The reference runs the cross attention as two convolutions with ``groups=B`` on a
   (1, B·C, H, W) tensor, which freezes the batch size into an exported graph (PaddleSeg
@@ -33,7 +33,7 @@ Cityscapes configs (MODEL_SPECS.md §14). Deviations, all deliberate:
   on GPU, and dynamic in batch, height and width in ONNX.
 - The 12×12 adaptive max-pool goes through ``layers.adaptive_max_pool2d`` so that one ONNX
   file serves every input size.
-- BatchNorm momentum (MODEL_SPECS P1): PaddleSeg writes ``bn_mom=0.1`` in Paddle's convention
+- BatchNorm momentum (docs/MODEL_NOTES.md §0 P1): PaddleSeg writes ``bn_mom=0.1`` in Paddle's convention
   (weight of the *old* statistics), i.e. PyTorch ``momentum=0.9``. That value was carried over
   from DDRNet's PyTorch code, where 0.1 meant the PyTorch 0.1; copying it literally would make
   the running statistics essentially those of the last batch, which is noisy with the small

@@ -3,7 +3,7 @@
 Xie et al., "SegFormer: Simple and Efficient Design for Semantic Segmentation
 with Transformers", NeurIPS 2021 (arXiv:2105.15203). Hyper-parameters follow
 the released code (NVlabs/SegFormer ``mix_transformer.py`` ``mit_b0..b5`` and
-``segformer_head.py``), as surveyed in MODEL_SPECS §10:
+``segformer_head.py``), as surveyed in docs/MODEL_NOTES.md §10:
 
 * Four stages at strides 4, 8, 16, 32. Each begins with an overlapped patch
   embedding (conv 7×7/s4/p3 for stage 1, 3×3/s2/p1 after; LayerNorm eps 1e-5)
@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import DropPath, init_head, resize_to, seg_outputs
 
-ALIGN_CORNERS = False  # SegFormer head (MODEL_SPECS §0.1)
+ALIGN_CORNERS = False  # SegFormer head (docs/MODEL_NOTES.md §0.1)
 BLOCK_LN_EPS = 1e-6  # block and stage-end norms: partial(nn.LayerNorm, eps=1e-6) in mit_b*
 MIN_SIDE = 29  # stage 1 (stride 4) must be at least 8 tokens wide for the 8×8 spatial reduction
 

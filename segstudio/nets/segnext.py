@@ -3,7 +3,7 @@
 Guo et al., "SegNeXt: Rethinking Convolutional Attention Design for Semantic
 Segmentation", NeurIPS 2022 (arXiv:2209.08575). Hyper-parameters follow the
 released code (Visual-Attention-Network/SegNeXt ``mscan.py``, configs
-``local_configs/segnext/*``; mmseg ``ham_head.py``), as surveyed in MODEL_SPECS §11:
+``local_configs/segnext/*``; mmseg ``ham_head.py``), as surveyed in docs/MODEL_NOTES.md §11:
 
 * MSCAN: a stem (conv 3×3/s2 → C/2, BN, GELU, conv 3×3/s2 → C, BN), then
   conv 3×3/s2 + BN patch embeddings for stages 2–4; every stage ends with a
@@ -29,7 +29,7 @@ Deviations, on purpose:
 
 * The reference draws the NMF bases with ``torch.rand`` on every forward (and
   on ``.cuda()``), so one image gives different logits on two runs and the
-  ONNX export is random or fails on CPU (MODEL_SPECS §0 P6, §11, §16). Here the
+  ONNX export is random or fails on CPU (docs/MODEL_NOTES.md §0 P6, §11, §16). Here the
   bases are a buffer drawn once from a private generator with a fixed seed
   (``NMF_SEED``), independent of the global RNG: every freshly built model, in
   any process, has the same bases, training and inference use them alike, and
@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import DropPath, init_head, resize_to, seg_outputs
 
-ALIGN_CORNERS = False  # SegNeXt head (MODEL_SPECS §0.1)
+ALIGN_CORNERS = False  # SegNeXt head (docs/MODEL_NOTES.md §0.1)
 NMF_SEED = 220908575  # the paper's arXiv number; any fixed value would do
 NMF_EPS = 1e-6
 LAYER_SCALE_INIT = 1e-2

@@ -144,7 +144,7 @@ class NetSpec:
     """The options a user may set, each with its default: the only place a default is written."""
     normalization: Normalization = IMAGENET
     reference_params: int | None = None
-    """Parameter count of the reference implementation at 19 classes (MODEL_SPECS.md), if known."""
+    """Parameter count of the reference implementation at 19 classes (docs/MODEL_NOTES.md), if known."""
     reference_options: Mapping[str, Any] = field(default_factory=dict)
     """Options under which ``reference_params`` was counted (e.g. auxiliary heads off)."""
     reference_note: str = ""

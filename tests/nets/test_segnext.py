@@ -85,7 +85,7 @@ def test_layer_scale_starts_at_one_percent() -> None:
 
 
 def _reference_nmf(x: torch.Tensor, bases: torch.Tensor, steps: int) -> torch.Tensor:
-    """The LightHamHead NMF written out step by step (MODEL_SPECS §11 items 4–6)."""
+    """The LightHamHead NMF written out step by step (docs/MODEL_NOTES.md §11 items 4–6)."""
     n, c, h, w = x.shape
     x = x.reshape(n, c, h * w)
     bases = bases.unsqueeze(0).repeat(n, 1, 1)

@@ -7,7 +7,7 @@ and the GUI::
     import_project(project, source, options, cancel=..., progress=...) -> ImportReport
     export_project(project, out, options, cancel=..., progress=...) -> ExportReport
 
-Both are long work in the sense of DESIGN.md: they check a
+Both are long work in the sense of docs/ARCHITECTURE.md: they check a
 :class:`~segstudio.core.tasks.CancelToken` between files (raising
 ``Cancelled``; what was stored so far stays, each file whole) and report
 :class:`~segstudio.core.tasks.Progress`.

@@ -25,7 +25,7 @@ SPECS: tuple[NetSpec, ...] = (
         description="Four parallel branches (18/36/72/144 channels at 1/4…1/32) exchanging information "
         "in every module; all branches concatenated at 1/4. Small and sharp at object boundaries.",
         reference_params=3_939_579,
-        reference_note="MODEL_SPECS §4: seg_hrnet.py with the W18-Small-v2 yaml, 19 classes. Ours has "
+        reference_note="docs/MODEL_NOTES.md §4: seg_hrnet.py with the W18-Small-v2 yaml, 19 classes. Ours has "
         "270 fewer (no bias on the head's 1×1 conv, which a BN follows).",
     ),
     NetSpec(
@@ -42,7 +42,7 @@ SPECS: tuple[NetSpec, ...] = (
         description="Full HRNetV2 at width 18: W48's depth (4 bottlenecks, then 1/4/3 modules of 4 blocks "
         "per branch) with 18/36/72/144 channels. Between W18-Small-v2 and W48 in accuracy and cost.",
         reference_params=None,
-        reference_note="MODEL_SPECS §4 gives no count. The official HRNetV2-W18 config (hrnet_w18 of the HRNet "
+        reference_note="docs/MODEL_NOTES.md §4 gives no count. The official HRNetV2-W18 config (hrnet_w18 of the HRNet "
         "classification repo, mmseg fcn_hr18: stage 1 four bottlenecks at 64; stages 2/3/4 with 1/4/3 modules of "
         "4 basic blocks per branch; widths 18/36/72/144) fed to HRNet-Semantic-Segmentation's seg_hrnet.py "
         "(0bbb2880) gives 9,641,119 parameters at 19 classes (backbone without last_layer 9,562,260). Ours: "
@@ -62,7 +62,7 @@ SPECS: tuple[NetSpec, ...] = (
         description="The large HRNetV2 (48/96/192/384 channels): the Cityscapes 80.9 mIoU model of the "
         "paper. Accurate, but slow on CPU and hungry for memory when training.",
         reference_params=65_859_379,
-        reference_note="MODEL_SPECS §4: seg_hrnet.py with the W48 yaml, 19 classes. Ours has 720 fewer "
+        reference_note="docs/MODEL_NOTES.md §4: seg_hrnet.py with the W48 yaml, 19 classes. Ours has 720 fewer "
         "(no bias on the head's 1×1 conv, which a BN follows).",
     ),
 )

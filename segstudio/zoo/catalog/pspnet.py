@@ -1,4 +1,7 @@
-"""The PSPNet family: pyramid pooling on a dilated ResNetV1c at output stride 8 (mmseg layout, MODEL_SPECS §6)."""
+"""The PSPNet family: pyramid pooling on a dilated ResNetV1c at output stride 8.
+
+The mmseg layout, docs/MODEL_NOTES.md §6.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ SPECS: tuple[NetSpec, ...] = (
         options=_OPTIONS,
         reference_params=48_975_494,
         reference_options={"aux": True},
-        reference_note="No count in MODEL_SPECS §6; counted from the mmseg pspnet_r50-d8 config at 19 classes "
+        reference_note="No count in docs/MODEL_NOTES.md §6; counted from the mmseg pspnet_r50-d8 config at 19 classes "
         "WITH the aux head: ResNetV1c-50 23,527,264 (torchvision ResNet-50 without fc 23,508,032 + 19,232 for the "
         "deep stem) + PSPHead 23,083,539 (4 × 1×1 2048→512 + BN, 3×3 4096→512 + BN, 512→19) + aux FCNHead "
         "2,364,691 (3×3 1024→256 + BN, 256→19) = 48,975,494; without aux 46,610,803. " + _LAYOUT,
@@ -52,8 +55,8 @@ SPECS: tuple[NetSpec, ...] = (
         options=_OPTIONS,
         reference_params=68_100_000,
         reference_options={"aux": True},
-        reference_note="MODEL_SPECS §6, SegFormer paper Table 2: PSPNet-R101 68.1M. That figure includes the aux "
-        "FCN head (the mmseg config counts 68,068,492 at 150 ADE20K classes with aux, 65,670,134 without; "
+        reference_note="docs/MODEL_NOTES.md §6, SegFormer paper Table 2: PSPNet-R101 68.1M. That figure includes "
+        "the aux FCN head (the mmseg config counts 68,068,492 at 150 ADE20K classes with aux, 65,670,134 without; "
         "67,967,622 at 19 classes with aux). " + _LAYOUT,
     ),
 )

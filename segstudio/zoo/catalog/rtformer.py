@@ -1,4 +1,4 @@
-"""The RTFormer family: RTFormer-Slim and RTFormer-Base (MODEL_SPECS §14)."""
+"""The RTFormer family: RTFormer-Slim and RTFormer-Base (docs/MODEL_NOTES.md §14)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _options(injection: tuple[bool, bool]) -> tuple[Option, ...]:
         Option("cross_size", 12, "side of the pooled token grid of the cross-resolution attention "
                "(12: Cityscapes config, 8: ADE20K config)"),
         Option("bn_momentum", 0.1, "BatchNorm momentum in PyTorch's convention; 0.9 reproduces PaddleSeg's "
-               "bn_mom=0.1 literally (MODEL_SPECS P1)"),
+               "bn_mom=0.1 literally (docs/MODEL_NOTES.md §0 P1)"),
     )
 
 
@@ -45,7 +45,7 @@ SPECS: tuple[NetSpec, ...] = (
         options=_options((True, True)),
         reference_params=5_365_000,
         reference_options={"aux_head": False},
-        reference_note="MODEL_SPECS §14: 5.365M at 19 classes without the auxiliary head (5.403M with), "
+        reference_note="docs/MODEL_NOTES.md §14: 5.365M at 19 classes without the auxiliary head (5.403M with), "
         "re-derived from PaddleSeg rtformer.py, Cityscapes config (base 32, head 64, injection [True, True])",
     ),
     NetSpec(
@@ -64,7 +64,7 @@ SPECS: tuple[NetSpec, ...] = (
         options=_options((True, False)),
         reference_params=17_766_000,
         reference_options={"aux_head": False},
-        reference_note="MODEL_SPECS §14: 17.766M at 19 classes without the auxiliary head (17.916M with), "
+        reference_note="docs/MODEL_NOTES.md §14: 17.766M at 19 classes without the auxiliary head (17.916M with), "
         "re-derived from PaddleSeg rtformer.py, Cityscapes config (base 64, head 128, injection [True, False])",
     ),
 )

@@ -19,7 +19,7 @@ def _config(dims: tuple[int, ...], depths: tuple[int, ...], decoder_channels: in
 
 
 # name suffix: (speed, description, reference parameters at 19 classes, the builder's config) — the
-# released code's mit_b0..b5 and SegFormerHead (MODEL_NOTES §10)
+# released code's mit_b0..b5 and SegFormerHead (docs/MODEL_NOTES.md §10)
 _VARIANTS: tuple[tuple[str, Speed, str, int, dict[str, Any]], ...] = (
     ("b0", "fast", "MiT-B0 (dims 32…256, depths 2-2-2-2), decoder 256 channels. The smallest and fastest.",
      3_719_000, _config(_SMALL, (2, 2, 2, 2), 256)),
@@ -48,7 +48,7 @@ SPECS: tuple[NetSpec, ...] = tuple(
         description="Hierarchical transformer with efficient (spatially reduced) self-attention, Mix-FFN "
         "and no positional encoding; all-MLP decoder at 1/4 resolution. " + text,
         reference_params=params,
-        reference_note=f"MODEL_SPECS §10, run count of NVlabs/SegFormer mit_{v} + SegFormerHead at 19 classes "
+        reference_note=f"docs/MODEL_NOTES.md §10, run count of NVlabs/SegFormer mit_{v} + SegFormerHead at 19 classes "
         f"({params / 1e6:.3f}M, given to 3 decimals); expansion 4 in every stage as in the released code",
     )
     for v, speed, text, params, config in _VARIANTS

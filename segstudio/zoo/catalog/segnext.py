@@ -20,7 +20,7 @@ def _config(dims: tuple[int, ...], depths: tuple[int, ...], drop_path: float, ha
 
 
 # name suffix: (speed, description, reference parameters at 19 classes, the builder's config: embed dims,
-# depths, drop-path rate, Hamburger channels (= head channels), NMF rank — MODEL_NOTES §11)
+# depths, drop-path rate, Hamburger channels (= head channels), NMF rank — docs/MODEL_NOTES.md §11)
 _VARIANTS: tuple[tuple[str, Speed, str, int, dict[str, Any]], ...] = (
     ("t", "fast", "MSCAN-T (dims 32…256, depths 3-3-5-2), head 256 channels, NMF rank 16.", 4_230_000,
      _config(_SMALL, (3, 3, 5, 2), 0.1, 256, 16)),
@@ -46,7 +46,7 @@ SPECS: tuple[NetSpec, ...] = tuple(
         description="Convolutional encoder with multi-scale strip-conv attention (MSCAN) and a light Hamburger "
         "head (NMF matrix decomposition with fixed, seeded bases: deterministic) at 1/8 resolution. " + text,
         reference_params=params,
-        reference_note=f"MODEL_SPECS §11, run count of MSCAN-{v.upper()} + LightHamHead at 19 classes "
+        reference_note=f"docs/MODEL_NOTES.md §11, run count of MSCAN-{v.upper()} + LightHamHead at 19 classes "
         f"({params / 1e6:.3f}M, given to 3 decimals); the NMF bases are a buffer, not parameters",
     )
     for v, speed, text, params, config in _VARIANTS
