@@ -102,7 +102,7 @@ def part_cpu(nets_: list[str], size: int, threads: int, repeat: int, options: di
 
     from segstudio.inference.export import check_export, export_onnx_bytes
     from segstudio.inference.onnx_backend import OnnxBackend
-    from segstudio.inference.predictor import Predictor, size_multiple_for
+    from segstudio.inference.predictor import Predictor
     from segstudio.nets import available
 
     torch.set_num_threads(threads)
@@ -136,7 +136,7 @@ def part_cpu(nets_: list[str], size: int, threads: int, repeat: int, options: di
         from segstudio.inference.torch_backend import TorchBackend
 
         backends: list[Backend] = [TorchBackend(model, "cpu"), ort]
-        pt, po = (Predictor(b, card, size_multiple=size_multiple_for(card)) for b in backends)
+        pt, po = (Predictor(b, card, size_multiple=card.size_multiple) for b in backends)
         p_torch, p_ort = _paired_ms(lambda pt=pt: pt.predict(image), lambda po=po: po.predict(image), repeat)
         print(f"| {name} | {params / 1e6:.2f} M | {t_torch:.1f} | {t_ort:.1f} | {t_torch / t_ort:.2f}× "
               f"| {p_torch:.1f} | {p_ort:.1f} | {report.max_abs:.2e} | {report.relative:.1e} "
@@ -260,14 +260,13 @@ def _big_image(path: Path, side: int) -> None:
 def part_big(net: str, side: int, tile: int, threads: int, options: dict[str, Any]) -> None:
     from segstudio.core.image_io import read_mask
     from segstudio.inference.export import export_verified
-    from segstudio.inference.predictor import size_multiple_for
     from segstudio.zoo import CARD_KEY
 
     model = _model(net, 11, options)
     card = _card(model, net, 11)
     with tempfile.TemporaryDirectory() as tmp:
         onnx = Path(tmp) / f"{net}.onnx"
-        export_verified(model, 3, size_multiple_for(card), metadata={CARD_KEY: card.to_json()}, path=onnx)
+        export_verified(model, 3, card.size_multiple, metadata={CARD_KEY: card.to_json()}, path=onnx)
         big = Path(tmp) / "big.png"
         _big_image(big, side)
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}

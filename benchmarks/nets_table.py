@@ -8,7 +8,7 @@ Usage (from the repository root)::
 
 For each network of ``segstudio.nets.available()``: our parameter count at 19
 classes under the spec's ``reference_options``, the reference count
-(``NetSpec.reference_params``, from MODEL_SPECS.md) and the relative
+(``NetSpec.reference_params``, from docs/MODEL_NOTES.md) and the relative
 difference, and GMACs (multiply-accumulates, 10⁹; one MAC = two FLOPs) of one
 eval-mode forward pass at batch 1, 360×480 (CamVid) and 1024×2048
 (Cityscapes), counted by ``torch.utils.flop_counter.FlopCounterMode``

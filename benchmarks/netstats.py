@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from segstudio import nets, zoo
 
 NUM_CLASSES = 19
-"""Cityscapes' class count: the reference parameter counts (MODEL_SPECS.md) are given for it."""
+"""Cityscapes' class count: the reference parameter counts (docs/MODEL_NOTES.md) are given for it."""
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""The dependency direction of ../shared/DESIGN.md, enforced by import-linter contracts in pyproject.toml."""
+"""The dependency direction of docs/ARCHITECTURE.md, enforced by import-linter contracts in pyproject.toml."""
 
 from __future__ import annotations
 

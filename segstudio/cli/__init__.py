@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from segstudio import __version__
+from segstudio.cli import export_onnx, formats, import_checkpoint, models, segment, train
+from segstudio.cli.errors import CliError
 from segstudio.logs import one_line, write_error_log
 
 EXIT_OK = 0
@@ -67,15 +69,8 @@ Run `segstudio` with no command to open the desktop app, or
 The commands below work without a window."""
 
 
-class CliError(Exception):
-    """A problem the user can fix (bad path, wrong option); printed without a traceback."""
-
-
 def _commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    # One module per command group; each exposes add(subparsers). Imported here,
-    # not at module top, so that the modules may import CliError from this package.
-    from segstudio.cli import export_onnx, formats, import_checkpoint, models, segment, train
-
+    """One module per command group; each exposes ``add(subparsers)``."""
     return [models.add, segment.add, train.add, export_onnx.add, import_checkpoint.add, formats.add]
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from segstudio.cli import CliError
+from segstudio.cli.errors import CliError
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,6 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from segstudio.inference.export import ExportMismatchError, export_verified
     from segstudio.inference.model_file import ModelFileError, load_model
-    from segstudio.inference.predictor import size_multiple_for
     from segstudio.zoo import CARD_KEY, CardError
 
     src = Path(args.model)
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     except (ModelFileError, CardError) as exc:
         raise CliError(str(exc)) from None
     try:
-        _, report = export_verified(model, card.in_channels, size_multiple_for(card),
+        _, report = export_verified(model, card.in_channels, card.size_multiple,
                                     metadata={CARD_KEY: card.to_json()}, path=out)
     except ExportMismatchError as exc:
         print(f"segstudio: export refused, nothing written: {exc.report.describe()}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``segstudio import`` and ``segstudio export``: labels in and out of a project, in six formats."""
+"""``segstudio import`` and ``segstudio export``: labels in and out of a project, in the formats of
+:data:`segstudio.core.formats.FORMATS`."""
 
 from __future__ import annotations
 
@@ -8,23 +9,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segstudio.cli import CliError
+from segstudio.cli.errors import CliError
+from segstudio.core.formats import FORMATS  # the catalogue alone: standard library, instant
 
-if TYPE_CHECKING:  # the core is imported inside the handlers so that `segstudio --help` stays instant
+if TYPE_CHECKING:  # the rest of the core is imported inside the handlers so that `segstudio --help` stays instant
     from segstudio.core.project import Project
     from segstudio.core.tasks import Progress
 
-_FORMAT_NAMES = ("index", "voc", "binary", "coco", "labelme", "yolo")
 
-_FORMATS_HELP = """\
-formats:
-  index    index PNG: pixel value = class index, 255 = not labelled (lossless)
-  voc      VOC-style palette PNG: index = class, palette = class colours (lossless)
-  binary   black/white masks: one folder + --map, or one sub-folder per class
-  coco     COCO JSON: RLE (lossless) or --polygons, one file for the project
-  labelme  labelme JSON: polygons, one file per image
-  yolo     YOLO segmentation .txt: normalised polygons, one file per image
-"""
+def _formats_help() -> str:
+    """The format list of ``--help``, from the one catalogue (:data:`segstudio.core.formats.FORMATS`)."""
+    lines = [f"  {f.name:<8} {f.title}" + ("" if "lossless" in f.title or not f.lossless else " (lossless)")
+             for f in FORMATS.values()]
+    return "formats:\n" + "\n".join(lines) + "\n"
+
+
+_FORMATS_HELP = _formats_help()
 
 _IMPORT_DESCRIPTION = """\
 Read labels made elsewhere into a project.
@@ -72,7 +72,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "import", help="read labels from index/VOC PNGs, binary masks, COCO, labelme or YOLO into a project",
         description=_IMPORT_DESCRIPTION, epilog=_IMPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    imp.add_argument("format", choices=_FORMAT_NAMES, metavar="FORMAT", help="the label format (listed below)")
+    imp.add_argument("format", choices=list(FORMATS), metavar="FORMAT", help="the label format (listed below)")
     imp.add_argument("source", type=Path, metavar="SOURCE",
                      help="where the labels are: a folder, or the .json file for COCO")
     imp.add_argument("project", type=Path, metavar="PROJECT",
@@ -105,7 +105,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "export", help="write a project's labels as index/VOC PNGs, binary masks, COCO, labelme or YOLO",
         description=_EXPORT_DESCRIPTION, epilog=_EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    exp.add_argument("format", choices=_FORMAT_NAMES, metavar="FORMAT", help="the label format (listed below)")
+    exp.add_argument("format", choices=list(FORMATS), metavar="FORMAT", help="the label format (listed below)")
     exp.add_argument("project", type=Path, metavar="PROJECT", help="the project folder or its segstudio.json")
     exp.add_argument("out", type=Path, metavar="OUT",
                      help="output folder (COCO: a .json file, or a folder for annotations.json)")

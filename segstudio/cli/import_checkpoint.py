@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from segstudio.cli import CliError
+from segstudio.cli.errors import CliError
 
 
 def _option(text: str) -> tuple[str, Any]:

@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from segstudio.cli import CliError
+from segstudio.cli.errors import CliError
 from segstudio.core.tasks import format_eta
+from segstudio.inference.backends import DEVICES, ENGINES, PRECISIONS
 from segstudio.paths import DEFAULT_MODEL, ModelNotFoundError, find_model
 
 if TYPE_CHECKING:
@@ -33,10 +34,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="NAME|FILE",
                    help=f"a .safetensors or .onnx model file, or a shipped model by name (default: {DEFAULT_MODEL}; "
                         "`segstudio models --files` lists them)")
-    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+    p.add_argument("--backend", choices=ENGINES, default="auto",
                    help="auto: PyTorch on CUDA if there is a GPU, else ONNX Runtime on the CPU (default)")
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    p.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16",
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp16",
                    help="autocast precision on CUDA (default fp16)")
     p.add_argument("--classes", metavar="A,B,C", help="class names, for an ONNX file without a segstudio card")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: flips × scales 0.5–2 (slower)")

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segstudio.cli import CliError
+from segstudio.cli.errors import CliError
+from segstudio.inference.backends import DEVICES, ENGINES
 
 RECIPES = ("auto", "finetune", "small-data", "scratch", "plain")
 
@@ -149,8 +150,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="what mask values mean, in the model's class names (e.g. 11=void)")
     e.add_argument("--unmapped", choices=("error", "unlabelled"), default="error")
     e.add_argument("--classes", metavar="A,B,C", help="class names, for an ONNX file without a segstudio card")
-    e.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
-    e.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    e.add_argument("--backend", choices=ENGINES, default="auto")
+    e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--tta", action="store_true", help="test-time augmentation (flips × scales)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(handler=run_eval)

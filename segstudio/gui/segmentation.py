@@ -197,7 +197,7 @@ class SegmentController(QObject):
         self.loadingChanged.emit(True)
         self.modelChanged.emit(None)
         self._changed()
-        if file_format(choice.path) == "safetensors" and backend in ("auto", "cpu-onnx") and not self.runtimes.cuda:
+        if self.runtimes.decide(backend, file_format(choice.path)).exports_onnx:
             note = ((note + "; ") if note else "") + ("the first time on this machine it is converted for "
                                                        "ONNX Runtime, which can take a minute")
         self.controller.message.emit(f"Loading {choice.title}…" + (f" ({note})" if note else ""))

@@ -1,6 +1,6 @@
 """Long work off the UI thread: run a function or generator with a CancelToken in a QThread.
 
-The contract (DESIGN.md "Long work never runs on the UI thread"): long work is a
+The contract (docs/ARCHITECTURE.md, "Long work"): long work is a
 plain callable ``work(cancel: CancelToken)``. If it returns a generator, every
 value it yields is reported as progress and the generator's ``return`` value is
 the result; otherwise the return value is the result. Work that reports

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segstudio.core.png_text import read_text
+from segstudio.inference.model_file import ModelFile, file_sha256
 
 if TYPE_CHECKING:
     from segstudio.inference.predictor import Predictor
@@ -26,16 +27,17 @@ MODEL_KEY = "segstudio.model"
 """The PNG text key of the model record."""
 
 
-def file_tag(path: Path | str) -> str:
-    """``"<file name> sha256:<16 hex digits>"`` of a model file (raises ``OSError``)."""
-    from segstudio.inference.model_file import file_sha256
-
+def file_tag(path: Path | str | ModelFile) -> str:
+    """``"<file name> sha256:<16 hex digits>"`` of a model file (raises ``OSError``); a :class:`ModelFile`
+    gives its hash, computed once."""
+    if isinstance(path, ModelFile):
+        return f"{path.path.name} sha256:{path.sha256[:16]}"
     return f"{Path(path).name} sha256:{file_sha256(path)[:16]}"
 
 
 def model_tag(predictor: Predictor) -> str:
     """:func:`file_tag` of the predictor's model file (or ``"<name> card:<…>"`` for a model in memory)."""
-    source = getattr(predictor, "source", None)
+    source = getattr(predictor, "model_file", None) or getattr(predictor, "source", None)
     if source is not None:
         try:
             return file_tag(source)

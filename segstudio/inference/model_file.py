@@ -26,6 +26,8 @@ import math
 import os
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,8 +60,13 @@ class ModelFileError(ValueError):
 class MissingCardError(ModelFileError):
     """An ONNX file without a segstudio card: the caller must supply the class names.
 
-    The GUI catches this to ask for the names; the CLI's ``--classes`` option gives them.
+    The GUI catches this to ask for the names (``out_channels``: how many the graph outputs, None when
+    dynamic); the CLI's ``--classes`` option gives them.
     """
+
+    def __init__(self, path: Path | str, reason: str, out_channels: int | None = None) -> None:
+        super().__init__(path, reason)
+        self.out_channels = out_channels
 
 
 def model_format(path: Path | str) -> ModelFormat:
@@ -92,7 +99,14 @@ def read_safetensors_header(path: Path | str, check_tensors: bool = False) -> di
     ``check_tensors``: also check the tensor table (:func:`check_tensor_table`),
     as loading the weights needs; the card alone is readable from a cut-short file.
     """
-    p = Path(path)
+    header, data_bytes = _read_header(Path(path))
+    if check_tensors:
+        check_tensor_table(Path(path), header, data_bytes)
+    return header
+
+
+def _read_header(p: Path) -> tuple[dict[str, Any], int]:
+    """(the JSON header, the bytes of tensor data after it) of a safetensors file."""
     try:
         with open_regular(p) as fh:
             raw = fh.read(8)
@@ -111,9 +125,7 @@ def read_safetensors_header(path: Path | str, check_tensors: bool = False) -> di
         raise ModelFileError(p, f"the safetensors header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ModelFileError(p, "the safetensors header is not a JSON object")
-    if check_tensors:
-        check_tensor_table(p, header, size - 8 - n)
-    return header
+    return header, size - 8 - n
 
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
@@ -150,7 +162,11 @@ def check_tensor_table(path: Path, header: dict[str, Any], data_bytes: int) -> N
 
 
 def safetensors_metadata(path: Path | str) -> dict[str, str]:
-    meta = read_safetensors_header(path).get("__metadata__") or {}
+    return _metadata(Path(path), read_safetensors_header(path))
+
+
+def _metadata(path: Path, header: dict[str, Any]) -> dict[str, str]:
+    meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict):
         raise ModelFileError(path, "the safetensors metadata is not a JSON object")
     return {str(k): str(v) for k, v in meta.items()}
@@ -176,7 +192,10 @@ def onnx_metadata(path: Path | str) -> dict[str, str]:
 
 def onnx_io_channels(path: Path | str) -> tuple[int | None, int | None]:
     """(input channels, output channels) from the ONNX graph, None where the dimension is dynamic."""
-    proto = _onnx_proto(Path(path))
+    return _io_channels(_onnx_proto(Path(path)))
+
+
+def _io_channels(proto: Any) -> tuple[int | None, int | None]:
     inits = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in inits]
 
@@ -191,16 +210,18 @@ def onnx_io_channels(path: Path | str) -> tuple[int | None, int | None]:
     return dim1(inputs), dim1(list(proto.graph.output))
 
 
-def foreign_onnx_card(path: Path | str, class_names: Sequence[str]) -> ModelCard:
+def foreign_onnx_card(path: Path | str, class_names: Sequence[str],
+                      io_channels: tuple[int | None, int | None] | None = None) -> ModelCard:
     """A card for an ONNX file made elsewhere: the given class names, ImageNet normalisation, 8-bit input.
 
+    ``io_channels``: the graph's (input, output) channels when already read (:func:`onnx_io_channels`).
     Raises :class:`ModelFileError` when the graph's static output channels do not match the names.
     """
     p = Path(path)
     names = [n.strip() for n in class_names if n.strip()]
     if not names:
         raise ModelFileError(p, "no class names given")
-    in_ch, out_ch = onnx_io_channels(p)
+    in_ch, out_ch = io_channels if io_channels is not None else onnx_io_channels(p)
     if out_ch is not None and out_ch != len(names):
         raise ModelFileError(p, f"the network outputs {out_ch} classes but {len(names)} class names were given")
     if in_ch is not None and in_ch not in (1, 3):
@@ -220,6 +241,63 @@ def foreign_onnx_card(path: Path | str, class_names: Sequence[str]) -> ModelCard
     )
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """One model file, read once: its format, card and (safetensors) header, without torch.
+
+    Made by :meth:`read` when a model is chosen and passed on from there — to the backend
+    registry, the ONNX export cache and :func:`load_model` — so that the header is parsed and
+    the file hashed once per choice, however many steps look at it.
+    """
+
+    path: Path
+    format: ModelFormat
+    card: ModelCard
+    header: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The safetensors JSON header (tensor table and ``__metadata__``); empty for ONNX."""
+    data_bytes: int = 0
+    """Bytes of tensor data after the safetensors header."""
+
+    @classmethod
+    def read(cls, path: Path | str, class_names: Sequence[str] | None = None) -> ModelFile:
+        """Read a ``.safetensors`` or ``.onnx`` model file (the errors: see :func:`load_card`)."""
+        p = Path(path)
+        fmt = model_format(p)
+        if fmt == "safetensors":
+            header, data_bytes = _read_header(p)
+            return cls(p, fmt, _card(p, _metadata(p, header)), header, data_bytes)
+        proto = _onnx_proto(p)
+        meta = {e.key: e.value for e in proto.metadata_props}
+        if CARD_KEY in meta:
+            return cls(p, fmt, _card(p, meta))
+        io = _io_channels(proto)
+        if class_names:
+            return cls(p, fmt, foreign_onnx_card(p, class_names, io))
+        raise MissingCardError(p, "this ONNX file has no segstudio model card; give its class names "
+                                  "(e.g. --classes background,cell)", io[1])
+
+    @cached_property
+    def sha256(self) -> str:
+        """The file's SHA-256 (hex), computed on first use: the key of its ONNX export, its identity."""
+        return file_sha256(self.path)
+
+    @property
+    def model_id(self) -> str:
+        """``<file name>:<first 16 hex digits of its SHA-256>``: which model made a prediction."""
+        return f"{self.path.name}:{self.sha256[:16]}"
+
+
+def _card(p: Path, meta: dict[str, str]) -> ModelCard:
+    text = meta.get(CARD_KEY)
+    if text is None:
+        raise ModelFileError(p, "this safetensors file has no segstudio model card (a bare state dict? "
+                                "use `segstudio import-checkpoint` to make a model file from it)")
+    try:
+        return ModelCard.from_json(text)
+    except CardError as exc:
+        raise ModelFileError(p, str(exc)) from None
+
+
 def load_card(path: Path | str, class_names: Sequence[str] | None = None) -> ModelCard:
     """The card of a ``.safetensors`` or ``.onnx`` model file, without torch.
 
@@ -227,22 +305,7 @@ def load_card(path: Path | str, class_names: Sequence[str] | None = None) -> Mod
     when it has a card, ``class_names`` is ignored. Raises :class:`ModelFileError`
     (or :class:`~segstudio.zoo.CardError`) with a readable reason.
     """
-    p = Path(path)
-    fmt = model_format(p)
-    meta = safetensors_metadata(p) if fmt == "safetensors" else onnx_metadata(p)
-    text = meta.get(CARD_KEY)
-    if text is None:
-        if fmt == "onnx":
-            if class_names:
-                return foreign_onnx_card(p, class_names)
-            raise MissingCardError(p, "this ONNX file has no segstudio model card; give its class names "
-                                      "(e.g. --classes background,cell)")
-        raise ModelFileError(p, "this safetensors file has no segstudio model card (a bare state dict? "
-                                "use `segstudio import-checkpoint` to make a model file from it)")
-    try:
-        return ModelCard.from_json(text)
-    except CardError as exc:
-        raise ModelFileError(p, str(exc)) from None
+    return ModelFile.read(path, class_names).card
 
 
 def _same_model(a: ModelCard, b: ModelCard) -> bool:
@@ -296,17 +359,18 @@ def describe_model_file(path: Path | str) -> dict[str, Any]:
     facts: dict[str, Any] = {"file": str(p)}
     try:
         facts["size_mb"] = round(p.stat().st_size / 1e6, 2)
-        card = load_card(p)
+        model = ModelFile.read(p)
     except MissingCardError:
         facts.update(format="onnx", needs_classes=True)
         return facts
     except (ModelFileError, CardError, OSError) as exc:
         facts["error"] = str(exc)
         return facts
+    card = model.card
     miou = next((m for m in reversed(card.metrics) if m.get("name") == "mIoU"), None)
     last = card.history[-1] if card.history else {}
     facts.update({
-        "format": model_format(p),
+        "format": model.format,
         "name": card.name or p.stem,
         "arch": card.arch,
         "options": card.options,
@@ -396,22 +460,26 @@ def check_network_fits(path: Path | str, card: ModelCard, shapes: dict[str, tupl
                                 f"(options {card.options or 'default'}): " + "; ".join(parts))
 
 
-def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, ModelCard]:
+def load_model(path: Path | str | ModelFile, device: str = "cpu") -> tuple[nn.Module, ModelCard]:
     """Build the card's network and load the file's weights into it; returns (module in eval mode, card).
 
-    Never unpickles: the weights are read by safetensors. Raises :class:`ModelFileError`
-    if the file is not a segstudio safetensors model or its weights do not fit the network.
+    ``path`` may be a :class:`ModelFile` already read (its header is not read again). Never unpickles:
+    the weights are read by safetensors. Raises :class:`ModelFileError` if the file is not a segstudio
+    safetensors model or its weights do not fit the network.
     """
     from safetensors.torch import load_file
 
     from segstudio.zoo import UnknownNetworkError
 
-    p = Path(path)
-    if model_format(p) != "safetensors":
-        raise ModelFileError(p, "an ONNX file has no PyTorch weights; open the .safetensors model instead")
-    header = read_safetensors_header(p, check_tensors=True)
-    card = load_card(p)
-    check_network_fits(p, card, tensor_shapes(header))  # before anything the size of the network is allocated
+    if not isinstance(path, ModelFile) and model_format(path) == "safetensors":
+        path = ModelFile.read(path)
+    if not isinstance(path, ModelFile) or path.format != "safetensors":
+        where = path.path if isinstance(path, ModelFile) else path
+        raise ModelFileError(where, "an ONNX file has no PyTorch weights; open the .safetensors model instead")
+    model_file = path
+    p, card = model_file.path, model_file.card
+    check_tensor_table(p, model_file.header, model_file.data_bytes)
+    check_network_fits(p, card, tensor_shapes(model_file.header))  # before anything the size of the network
     try:
         model = build_from_card(card)
     except (UnknownNetworkError, ValueError) as exc:

@@ -53,12 +53,12 @@ from segstudio.core.classes import mask_dtype
 from segstudio.core.image_io import LoadedImage
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken, Progress
 from segstudio.inference.backend import Array, Backend
+from segstudio.inference.model_file import ModelFile
+from segstudio.inference.open_backend import open_backend
 from segstudio.inference.tiling import TilePlan, plan_tiles
-from segstudio.zoo import ModelCard, UnknownNetworkError, get_spec
+from segstudio.zoo import ModelCard
 
 ProgressCallback = Callable[[Progress], None]
-DEFAULT_SIZE_MULTIPLE = 32
-"""Padding multiple for a network the zoo does not know (a foreign ONNX file): safe for strides up to 32."""
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -96,17 +96,10 @@ class Prediction:
     seconds: float = 0.0
 
 
-def size_multiple_for(card: ModelCard) -> int:
-    try:
-        return get_spec(card.arch).size_multiple
-    except UnknownNetworkError:
-        return DEFAULT_SIZE_MULTIPLE
-
-
 class Predictor:
     """Runs a model on images. Thread-safe for one caller at a time (calls are serialised by a lock).
 
-    Build one with :meth:`from_file` (a model file; the backend is chosen for the
+    Build one with :meth:`from_file` (a model file; the backend registry chooses for the
     machine) or :meth:`from_module` (a module in memory, e.g. during training).
     """
 
@@ -114,7 +107,7 @@ class Predictor:
                  tile_size: int | None = None, overlap: int | None = None, notes: Sequence[str] = ()) -> None:
         self.backend = backend
         self.card = card
-        self.size_multiple = size_multiple or size_multiple_for(card)
+        self.size_multiple = size_multiple or card.size_multiple
         self.tile_size = tile_size or (1024 if backend.device == "cuda" else 512)
         self.overlap = self.tile_size // 4 if overlap is None else overlap
         self.notes = list(notes)
@@ -122,26 +115,27 @@ class Predictor:
         self.label_dtype = mask_dtype(card.num_classes)
         self.source: Path | None = None
         """The model file, when opened from one (it identifies the model in batch outputs)."""
+        self.model_file: ModelFile | None = None
+        """The model file as read when opened (its hash computed once, when first asked for)."""
         self._lock = threading.Lock()
 
     @classmethod
-    def from_file(cls, path: Path | str, backend: str = "auto", device: str = "auto", *,
+    def from_file(cls, path: Path | str | ModelFile, backend: str = "auto", device: str = "auto", *,
                   precision: str = "fp16", class_names: Sequence[str] | None = None,
                   tile_size: int | None = None, overlap: int | None = None, threads: int | None = None,
                   cache_dir: Path | str | None = None) -> Predictor:
-        """Open a ``.safetensors`` or ``.onnx`` model file.
+        """Open a ``.safetensors`` or ``.onnx`` model file (or a :class:`ModelFile` already read).
 
-        ``backend="auto"``: PyTorch on CUDA when torch and a GPU exist; else ONNX
-        Runtime on the CPU (a ``.safetensors`` model is exported once and cached
-        beside it, keyed by the file's hash); else PyTorch on the CPU.
+        ``backend`` and ``device`` are an engine and a device of the backend registry
+        (:mod:`segstudio.inference.backends`, which says what ``auto`` picks).
         ``class_names`` is needed only for an ONNX file without a segstudio card.
         """
-        from segstudio.inference.select import open_backend
-
-        be, card, notes = open_backend(path, backend=backend, device=device, precision=precision,
-                                       class_names=class_names, threads=threads, cache_dir=cache_dir)
-        predictor = cls(be, card, tile_size=tile_size, overlap=overlap, notes=notes)
-        predictor.source = Path(path)
+        model = path if isinstance(path, ModelFile) else ModelFile.read(path, class_names)
+        be, notes = open_backend(model, backend=backend, device=device, precision=precision, threads=threads,
+                                 cache_dir=cache_dir)
+        predictor = cls(be, model.card, tile_size=tile_size, overlap=overlap, notes=notes)
+        predictor.source = model.path
+        predictor.model_file = model
         return predictor
 
     @classmethod

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segstudio.inference.backend import Backend
+from segstudio.inference.backends import PRECISIONS
 
 Precision = Literal["fp16", "bf16", "fp32"]
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -33,8 +34,8 @@ class TorchBackend(Backend):
 
     def __init__(self, model: nn.Module, device: str = "cpu", precision: Precision = "fp16",
                  batch_size: int | None = None) -> None:
-        if precision not in ("fp16", "bf16", "fp32"):
-            raise ValueError(f"precision must be fp16, bf16 or fp32, got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.torch_device = torch.device(device)
         self.device = self.torch_device.type
         self.cuda = self.device == "cuda"

@@ -5,9 +5,11 @@
 
 Every network returns logits at the input's H×W for any input size; in
 ``train()`` mode it returns ``{"out": logits, <aux name>: ...}`` with the
-auxiliary outputs its :class:`~segstudio.zoo.spec.NetSpec` lists.
+auxiliary outputs its :class:`~segstudio.zoo.spec.NetSpec` lists. Each is a
+:class:`~segstudio.nets.base.SegmentationNetwork`, which names its encoder.
 """
 
-from segstudio.nets.registry import available, create, register
+from segstudio.nets.base import SegmentationNetwork
+from segstudio.nets.registry import available, create
 
-__all__ = ["available", "create", "register"]
+__all__ = ["SegmentationNetwork", "available", "create"]

@@ -1,7 +1,7 @@
 """DeepLabv3 (Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, arXiv:1706.05587).
 
 Layout of mmsegmentation's ``configs/_base_/models/deeplabv3_r50-d8.py`` and
-``decode_heads/aspp_head.py`` (MODEL_SPECS §7): ResNetV1c-50/101 (see
+``decode_heads/aspp_head.py`` (docs/MODEL_NOTES.md §7): ResNetV1c-50/101 (see
 :mod:`segstudio.nets.dilated`) at output stride 8 or 16; ASPP on the
 2048-channel stage-4 map with five parallel branches of 512 channels — image
 pooling, a 1×1 conv and three 3×3 convs with rates (12, 24, 36) at output
@@ -28,7 +28,6 @@ from torch import Tensor, nn
 
 from segstudio.nets.dilated import MULTI_GRID, DilatedSegmenter, GlobalPoolBranch, dilated_resnet
 from segstudio.nets.layers import ConvBNAct
-from segstudio.nets.registry import register
 
 OS16_RATES = (6, 12, 18)
 
@@ -62,21 +61,10 @@ class ASPPHead(nn.Module):
 class DeepLabV3(DilatedSegmenter):
     """DeepLabv3 on a ResNetV1c-``depth``; ``multi_grid`` gives stage 4 the unit rates (1, 2, 4)."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, depth: int = 50, output_stride: int = 8,
-                 multi_grid: bool = False, aux: bool = True) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 3, *, depth: int, output_stride: int, multi_grid: bool,
+                 aux: bool) -> None:
         backbone = dilated_resnet(depth, in_channels, output_stride, MULTI_GRID if multi_grid else None)
         head = ASPPHead(backbone.out_channels[4], num_classes, aspp_rates(output_stride))
         super().__init__(backbone, head, num_classes, aux)
         self.output_stride = output_stride
 
-
-@register("deeplabv3_r50")
-def build_deeplabv3_r50(num_classes: int, in_channels: int = 3, output_stride: int = 8,
-                        multi_grid: bool = False, aux: bool = True) -> nn.Module:
-    return DeepLabV3(num_classes, in_channels, 50, output_stride, multi_grid, aux)
-
-
-@register("deeplabv3_r101")
-def build_deeplabv3_r101(num_classes: int, in_channels: int = 3, output_stride: int = 8,
-                         multi_grid: bool = False, aux: bool = True) -> nn.Module:
-    return DeepLabV3(num_classes, in_channels, 101, output_stride, multi_grid, aux)

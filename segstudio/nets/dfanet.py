@@ -2,7 +2,7 @@
 
 No official code exists, and the two public PyTorch versions disagree, so this
 follows the paper: Table 1 for the backbones, Figure 3 and §3 for the
-aggregation and the decoder (MODEL_SPECS §13).
+aggregation and the decoder (docs/MODEL_NOTES.md §13).
 
 **Backbone** (the paper's modified Xception + "FC attention"). conv1: a plain
 3×3 conv s2 (→8) + BN + ReLU. enc2/enc3/enc4: 4/6/4 Xception blocks; a block
@@ -55,7 +55,7 @@ Decisions (the paper does not say, or we deviate on purpose):
   well conditioned.
 
 Reference code read to understand (not copied): huaifeng1993/DFANet and
-jandylin/DFANet_PyTorch, whose decoder is incomplete (MODEL_SPECS §13).
+jandylin/DFANet_PyTorch, whose decoder is incomplete (docs/MODEL_NOTES.md §13).
 """
 
 from __future__ import annotations
@@ -63,12 +63,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_conv_bn, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 
 ALIGN_CORNERS = False
-STAGE_WIDTHS: dict[str, tuple[int, int, int]] = {"a": (48, 96, 192), "b": (32, 64, 128)}
-"""enc2/enc3/enc4 output widths of XceptionA and XceptionB (paper Table 1)."""
 STAGE_BLOCKS = (4, 6, 4)
 STEM_WIDTH = 8
 FC_WIDTH = 1000
@@ -187,14 +185,14 @@ class Decoder(nn.Module):
         return self.head(fused)
 
 
-class DFANet(nn.Module):
-    """DFANet with three XceptionA (``variant="a"``) or XceptionB (``"b"``) backbones."""
+class DFANet(SegmentationNetwork):
+    """DFANet with three backbones whose enc2/enc3/enc4 stages output ``widths`` channels: (48, 96, 192) for
+    XceptionA, (32, 64, 128) for XceptionB (paper Table 1; the variants' specs give them)."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, variant: str = "a") -> None:
+    encoder_modules = ("backbones",)
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, widths: tuple[int, int, int]) -> None:
         super().__init__()
-        if variant not in STAGE_WIDTHS:
-            raise ValueError(f"DFANet variant must be one of {sorted(STAGE_WIDTHS)}, got {variant!r}")
-        widths = STAGE_WIDTHS[variant]
         self.widths = widths
         self.backbones = nn.ModuleList(
             Backbone(widths, in_channels if k == 0 else None) for k in range(NUM_BACKBONES)
@@ -218,12 +216,3 @@ class DFANet(nn.Module):
         logits = resize_to(self.decoder(low, high), x, ALIGN_CORNERS)
         return seg_outputs(logits, self.training)
 
-
-@register("dfanet_a")
-def build_dfanet_a(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return DFANet(num_classes, in_channels, "a")
-
-
-@register("dfanet_b")
-def build_dfanet_b(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return DFANet(num_classes, in_channels, "b")

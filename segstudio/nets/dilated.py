@@ -1,6 +1,6 @@
 """Shared parts of the dilated-ResNet segmenters (PSPNet, DeepLabv3), following mmsegmentation.
 
-mmseg's ``pspnet_r50-d8`` / ``deeplabv3_r50-d8`` configs (MODEL_SPECS §6, §7):
+mmseg's ``pspnet_r50-d8`` / ``deeplabv3_r50-d8`` configs (docs/MODEL_NOTES.md §6, §7):
 
 - backbone ResNetV1c (deep stem of three 3×3 convs, 32-32-64 channels), stride on
   the 3×3 conv, ``contract_dilation=True``; output stride 8 uses
@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import (
     ConvBNAct,
     adaptive_avg_pool2d,
@@ -93,7 +94,7 @@ class FCNHead(nn.Module):
         return self.classifier(self.dropout(self.conv(x)))
 
 
-class DilatedSegmenter(nn.Module):
+class DilatedSegmenter(SegmentationNetwork):
     """Dilated ResNet → ``decode_head`` on stage 4 → logits at the input size; aux FCN head on stage 3.
 
     ``decode_head`` maps the 2048-channel stage-4 map to class logits at the
@@ -102,6 +103,8 @@ class DilatedSegmenter(nn.Module):
     (``"aux"`` only when built with ``aux=True``); in eval mode the logits
     alone, and the auxiliary head is not run.
     """
+
+    encoder_modules = ("backbone",)
 
     def __init__(self, backbone: ResNet, decode_head: nn.Module, num_classes: int, aux: bool) -> None:
         super().__init__()

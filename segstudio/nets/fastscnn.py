@@ -1,6 +1,6 @@
 """Fast-SCNN (Poudel, Liwicki, Cipolla 2019, arXiv:1902.04502).
 
-Four modules, all at ≤ 1/8 resolution (MODEL_SPECS §12):
+Four modules, all at ≤ 1/8 resolution (docs/MODEL_NOTES.md §12):
 
 * **Learning to downsample** — 3×3 conv s2 (→32) + BN + ReLU, then two
   depthwise-separable convs s2 (32→48, 48→64): a 64-channel map at 1/8.
@@ -48,6 +48,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import (
     ConvBNAct,
     adaptive_avg_pool2d,
@@ -56,7 +57,6 @@ from segstudio.nets.layers import (
     resize_to,
     seg_outputs,
 )
-from segstudio.nets.registry import register
 
 ALIGN_CORNERS = False
 
@@ -101,7 +101,7 @@ class PyramidPooling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # layers.adaptive_avg_pool2d: the native op in eager mode, an exact
         # shape-driven equivalent while exporting (bins 2/3/6 do not export
-        # for dynamic H×W otherwise, MODEL_SPECS §16).
+        # for dynamic H×W otherwise, docs/MODEL_NOTES.md §16).
         pooled = [
             resize_to(stage(adaptive_avg_pool2d(x, b)), x, ALIGN_CORNERS) for b, stage in zip(self.bins, self.stages)
         ]
@@ -146,10 +146,12 @@ class AuxHead(nn.Sequential):
         super().__init__(ConvBNAct(in_ch, mid_ch, 3), nn.Dropout(0.1), nn.Conv2d(mid_ch, num_classes, 1))
 
 
-class FastSCNN(nn.Module):
+class FastSCNN(SegmentationNetwork):
     """Fast-SCNN; ``aux=True`` adds the two auxiliary heads used in train mode only."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, aux: bool = True) -> None:
+    encoder_modules = ("downsample", "global_features")
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, aux: bool) -> None:
         super().__init__()
         self.downsample = nn.Sequential(
             ConvBNAct(in_channels, 32, 3, 2),
@@ -176,7 +178,3 @@ class FastSCNN(nn.Module):
             return seg_outputs(logits, self.training)
         return seg_outputs(logits, True, aux_downsample=self.aux_downsample(high), aux_global=self.aux_global(low))
 
-
-@register("fastscnn")
-def build_fastscnn(num_classes: int, in_channels: int = 3, aux: bool = True) -> nn.Module:
-    return FastSCNN(num_classes, in_channels, aux=aux)

@@ -1,6 +1,6 @@
 """FC-HarDNet-70 (Chao et al., "HarDNet: A Low Memory Traffic Network", ICCV 2019, arXiv:1909.00948).
 
-Followed: the authors' PingoLH/FCHarDNet ``ptsemseg/models/hardnet.py`` (MODEL_SPECS §9).
+Followed: the authors' PingoLH/FCHarDNet ``ptsemseg/models/hardnet.py`` (docs/MODEL_NOTES.md §9).
 
 - ConvLayer = conv (no bias) + BN + ReLU; every harmonic-block layer is 3×3.
 - Harmonic dense block: layer k (1-based; layer 0 is the block input) reads the concatenation of
@@ -15,7 +15,7 @@ Followed: the authors' PingoLH/FCHarDNet ``ptsemseg/models/hardnet.py`` (MODEL_S
   1×1 ConvLayer to half the channels, harmonic block with the matching encoder block's growth and
   depth. A 1×1 classifier (with bias) at 1/4, then a resize to the input.
 
-Choices: ``align_corners=True`` in every resize, as the reference (MODEL_SPECS §0.1); BN momentum 0.1
+Choices: ``align_corners=True`` in every resize, as the reference (docs/MODEL_NOTES.md §0.1); BN momentum 0.1
 (PyTorch's default, which the reference keeps); weights keep PyTorch's default init as in the reference,
 except the classifier (N(0, 0.01), ``layers.init_head``). Sizes: the stem and the 2×2 pools round up
 (``ceil_mode``), so every input size works, down to 1×1; the reference's floor-mode pools drop the last
@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 
 ALIGN_CORNERS = True
 
@@ -90,8 +90,10 @@ class HarDBlock(nn.Module):
         return torch.cat([outs[k] for k in self.kept], dim=1)
 
 
-class FCHarDNet(nn.Module):
+class FCHarDNet(SegmentationNetwork):
     """FC-HarDNet-70 encoder-decoder; logits at 1/4 resized to the input."""
+
+    encoder_modules = ("stem", "enc_blocks", "enc_convs")
 
     def __init__(self, num_classes: int, in_channels: int = 3) -> None:
         super().__init__()
@@ -145,7 +147,3 @@ class FCHarDNet(nn.Module):
         logits = resize_to(self.classifier(y), x, align_corners=ALIGN_CORNERS)
         return seg_outputs(logits, self.training)
 
-
-@register("hardnet70")
-def build_hardnet70(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return FCHarDNet(num_classes, in_channels=in_channels)

@@ -15,7 +15,7 @@ and its yaml configs:
 - HRNetV2 head: branches 2–4 resized to branch 1's size, concatenated (sum of the widths),
   1×1 conv + BN + ReLU, 1×1 classifier at 1/4, bilinear resize to the input.
 
-Choices (MODEL_SPECS §4, §0):
+Choices (docs/MODEL_NOTES.md §4, §0):
 
 - BN momentum 0.1 (the HRNet-OCR branch and mmseg). Master's 0.01 belongs to InPlaceABNSync over
   large multi-GPU batches and long schedules; the app fine-tunes on few images with small batches,
@@ -40,8 +40,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 
 BN_MOMENTUM = 0.1
 ALIGN_CORNERS = False
@@ -56,16 +56,6 @@ class HRNetConfig:
     modules: tuple[int, int, int]
     blocks: tuple[int, int, int]
     stage1_planes: int = 64
-
-
-CONFIGS: dict[str, HRNetConfig] = {
-    # seg_hrnet_w18_small_v2_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml
-    "hrnet_w18s": HRNetConfig(widths=(18, 36, 72, 144), stage1_blocks=2, modules=(1, 3, 2), blocks=(2, 2, 2)),
-    # HRNetV2-W18: W48's module/block counts (hrnet_w18 config of the HRNet repos) at width 18
-    "hrnet_w18": HRNetConfig(widths=(18, 36, 72, 144), stage1_blocks=4, modules=(1, 4, 3), blocks=(4, 4, 4)),
-    # seg_hrnet_w48_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml
-    "hrnet_w48": HRNetConfig(widths=(48, 96, 192, 384), stage1_blocks=4, modules=(1, 4, 3), blocks=(4, 4, 4)),
-}
 
 
 def _bn(ch: int) -> nn.BatchNorm2d:
@@ -164,8 +154,10 @@ class HRModule(nn.Module):
         return out
 
 
-class HRNetV2(nn.Module):
+class HRNetV2(SegmentationNetwork):
     """HRNetV2 with the concatenation head; ``head_channels`` = sum of the four branch widths."""
+
+    encoder_modules = ("stem", "layer1", "transition1", "transition2", "transition3", "stage2", "stage3", "stage4")
 
     def __init__(self, num_classes: int, config: HRNetConfig, in_channels: int = 3) -> None:
         super().__init__()
@@ -232,20 +224,8 @@ class HRNetV2(nn.Module):
         return seg_outputs(resize_to(logits, x, align_corners=ALIGN_CORNERS), self.training)
 
 
-def _build(name: str, num_classes: int, in_channels: int) -> nn.Module:
-    return HRNetV2(num_classes, CONFIGS[name], in_channels=in_channels)
-
-
-@register("hrnet_w18s")
-def build_hrnet_w18s(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("hrnet_w18s", num_classes, in_channels)
-
-
-@register("hrnet_w18")
-def build_hrnet_w18(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("hrnet_w18", num_classes, in_channels)
-
-
-@register("hrnet_w48")
-def build_hrnet_w48(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return _build("hrnet_w48", num_classes, in_channels)
+def build_hrnet(num_classes: int, in_channels: int = 3, *, widths: tuple[int, int, int, int], stage1_blocks: int,
+                modules: tuple[int, int, int], blocks: tuple[int, int, int]) -> HRNetV2:
+    """An HRNetV2 of the stage configuration a variant's spec gives (zoo/catalog/hrnet.py)."""
+    config = HRNetConfig(widths=widths, stage1_blocks=stage1_blocks, modules=modules, blocks=blocks)
+    return HRNetV2(num_classes, config, in_channels=in_channels)

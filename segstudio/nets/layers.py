@@ -2,7 +2,7 @@
 
 The two pooling functions here exist because ``nn.AdaptiveAvgPool2d(k)`` and
 ``nn.AdaptiveMaxPool2d(k)`` with k > 1 do not export to ONNX for dynamic input
-sizes (MODEL_SPECS §16, pytorch#42653). In eager mode they call the native
+sizes (docs/MODEL_NOTES.md §16, pytorch#42653). In eager mode they call the native
 ops; while tracing for ONNX they compute the exact same bins with shape-driven
 masks, so one exported file is right for every H×W.
 """

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_conv_bn, init_head, seg_outputs
-from segstudio.nets.registry import register
 from segstudio.nets.resnet import ResNet
 
 
@@ -73,8 +73,10 @@ class DecoderBlock(nn.Module):
         return skip + self.expand(self.up(self.reduce(x), skip))
 
 
-class LinkNet(nn.Module):
+class LinkNet(SegmentationNetwork):
     """LinkNet with a ResNet-18 encoder; see the module docstring."""
+
+    encoder_modules = ("encoder",)
 
     def __init__(self, num_classes: int, in_channels: int = 3) -> None:
         super().__init__()
@@ -106,7 +108,3 @@ class LinkNet(nn.Module):
         y = self.conv(self.up1(d, stem))
         return seg_outputs(crop_to(self.classifier(y), x), self.training)
 
-
-@register("linknet")
-def build_linknet(num_classes: int, in_channels: int = 3) -> nn.Module:
-    return LinkNet(num_classes, in_channels)

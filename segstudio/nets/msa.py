@@ -36,7 +36,7 @@ because aux outputs of other bases are image-level or at arbitrary resolutions).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -44,17 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_conv_bn, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import available, create, register
-from segstudio.zoo.catalog.msa import (
-    DEFAULT_BASE,
-    DEFAULT_SCALES,
-    DEFAULT_TRAIN_SCALES,
-    NAME,
-    TRAIN_SCALE_CHOICES,
-    base_aux_name,
-    scale_aux_name,
-)
+from segstudio.nets.registry import available, create
+from segstudio.zoo.catalog.msa import NAME, TRAIN_SCALE_CHOICES, base_aux_name, scale_aux_name
 from segstudio.zoo.spec import BadOptionError
 
 IntLike = int | Tensor
@@ -117,8 +110,11 @@ class ScaleAttentionHead(nn.Module):
         return resize_to(torch.sigmoid(a), logits)
 
 
-class MultiScaleAttention(nn.Module):
-    """The multi-scale wrapper; ``scales``/``train_scales`` are validated lists containing 1.0."""
+class MultiScaleAttention(SegmentationNetwork):
+    """The multi-scale wrapper; ``scales``/``train_scales`` are validated lists containing 1.0.
+
+    Its encoder is its base network's (under ``base.``); the attention head is not part of it.
+    """
 
     def __init__(self, base: nn.Module, num_classes: int, in_channels: int, scales: Sequence[float],
                  train_scales: Sequence[float], base_name: str) -> None:
@@ -155,11 +151,15 @@ class MultiScaleAttention(nn.Module):
         assert pred is not None  # scales is never empty
         return seg_outputs(pred, self.training, **aux)
 
+    def encoder_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        if isinstance(self.base, SegmentationNetwork):
+            for name, parameter in self.base.encoder_parameters():
+                yield f"base.{name}", parameter
 
-@register(NAME)
-def build_msa(num_classes: int, in_channels: int = 3, base: str = DEFAULT_BASE,
-              base_options: Mapping[str, Any] | None = None, scales: Sequence[float] = DEFAULT_SCALES,
-              train_scales: Sequence[float] = DEFAULT_TRAIN_SCALES) -> nn.Module:
+
+def build_msa(num_classes: int, in_channels: int = 3, *, base: str, base_options: Mapping[str, Any] | None,
+              scales: Sequence[float], train_scales: Sequence[float]) -> nn.Module:
+    """The wrapper around a zoo network built with ``base_options`` (the spec's options, checked here)."""
     valid = [n for n in available() if n != NAME]
     if base not in valid:
         raise BadOptionError(f"msa cannot wrap {base!r}; valid bases: {', '.join(valid)}")

@@ -1,7 +1,7 @@
 """PSPNet (Zhao et al., Pyramid Scene Parsing Network, CVPR 2017, arXiv:1612.01105) on dilated ResNets.
 
 Layout of mmsegmentation's ``configs/_base_/models/pspnet_r50-d8.py`` and
-``decode_heads/psp_head.py`` (MODEL_SPECS §6): ResNetV1c-50/101 at output
+``decode_heads/psp_head.py`` (docs/MODEL_NOTES.md §6): ResNetV1c-50/101 at output
 stride 8 (see :mod:`segstudio.nets.dilated`); a pyramid pooling module on the
 2048-channel stage-4 map with bins 1, 2, 3, 6, each branch adaptive average
 pool → 1×1 conv to 512 channels → bilinear resize back (``align_corners=False``);
@@ -11,7 +11,7 @@ FCNHead on stage 3 with loss weight 0.4.
 
 The bins 2, 3 and 6 pool with :func:`segstudio.nets.layers.adaptive_avg_pool2d`,
 which computes PyTorch's adaptive bins from the traced shape, so one ONNX file
-is right for every H×W (MODEL_SPECS §0 P4, §16). The 1-bin branch has no BN
+is right for every H×W (docs/MODEL_NOTES.md §0 P4, §16). The 1-bin branch has no BN
 (see :mod:`segstudio.nets.dilated`); the others keep mmseg's conv + BN + ReLU.
 """
 
@@ -22,7 +22,6 @@ from torch import Tensor, nn
 
 from segstudio.nets.dilated import ALIGN_CORNERS, DilatedSegmenter, GlobalPoolBranch, dilated_resnet
 from segstudio.nets.layers import ConvBNAct, adaptive_avg_pool2d, resize_to
-from segstudio.nets.registry import register
 
 POOL_SCALES = (1, 2, 3, 6)
 
@@ -63,16 +62,7 @@ class PSPHead(nn.Module):
 class PSPNet(DilatedSegmenter):
     """PSPNet on a ResNetV1c-``depth`` at output stride 8; ``aux`` adds the stage-3 FCN head (train mode)."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, depth: int = 50, aux: bool = True) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 3, *, depth: int, aux: bool) -> None:
         backbone = dilated_resnet(depth, in_channels, output_stride=8)
         super().__init__(backbone, PSPHead(backbone.out_channels[4], num_classes), num_classes, aux)
 
-
-@register("pspnet_r50")
-def build_pspnet_r50(num_classes: int, in_channels: int = 3, aux: bool = True) -> nn.Module:
-    return PSPNet(num_classes, in_channels, depth=50, aux=aux)
-
-
-@register("pspnet_r101")
-def build_pspnet_r101(num_classes: int, in_channels: int = 3, aux: bool = True) -> nn.Module:
-    return PSPNet(num_classes, in_channels, depth=101, aux=aux)

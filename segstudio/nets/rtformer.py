@@ -24,7 +24,7 @@ A dual-resolution network (DDRNet lineage). With c = base channels (Slim 32, Bas
 - Auxiliary SegHead on the stage-3 high branch (loss weight 0.4), train mode only.
 
 Reference code followed: PaddleSeg ``paddleseg/models/rtformer.py`` (commit d7975e7c) and its
-Cityscapes configs (MODEL_SPECS.md §14). Deviations, all deliberate:
+Cityscapes configs (docs/MODEL_NOTES.md §14). Deviations, all deliberate:
 
 - The reference runs the cross attention as two convolutions with ``groups=B`` on a
   (1, B·C, H, W) tensor, which freezes the batch size into an exported graph (PaddleSeg
@@ -33,7 +33,7 @@ Cityscapes configs (MODEL_SPECS.md §14). Deviations, all deliberate:
   on GPU, and dynamic in batch, height and width in ONNX.
 - The 12×12 adaptive max-pool goes through ``layers.adaptive_max_pool2d`` so that one ONNX
   file serves every input size.
-- BatchNorm momentum (MODEL_SPECS P1): PaddleSeg writes ``bn_mom=0.1`` in Paddle's convention
+- BatchNorm momentum (docs/MODEL_NOTES.md §0 P1): PaddleSeg writes ``bn_mom=0.1`` in Paddle's convention
   (weight of the *old* statistics), i.e. PyTorch ``momentum=0.9``. That value was carried over
   from DDRNet's PyTorch code, where 0.1 meant the PyTorch 0.1; copying it literally would make
   the running statistics essentially those of the last batch, which is noisy with the small
@@ -52,8 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import DropPath, adaptive_max_pool2d, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 from segstudio.zoo.spec import BadOptionError
 
 
@@ -243,13 +243,15 @@ class SegHead(nn.Sequential):
         init_head(self[-1])
 
 
-class RTFormer(nn.Module):
+class RTFormer(SegmentationNetwork):
     """RTFormer: see the module docstring. ``base_channels`` 32 / ``head_channels`` 64 is Slim, 64 / 128 Base."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, base_channels: int = 64, head_channels: int = 128,
-                 layer_nums: Sequence[int] = (2, 2, 2), spp_channels: int = 128, heads: int = 8,
-                 drop_path_rate: float = 0.2, injection: Sequence[bool] = (True, True), cross_size: int = 12,
-                 aux_head: bool = True, bn_momentum: float = 0.1) -> None:
+    encoder_modules = ("stem", "layer1", "layer2", "layer3", "layer3_", "compression3", "layer4", "layer5")
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, base_channels: int, head_channels: int,
+                 aux_head: bool, drop_path_rate: float, injection: Sequence[bool], cross_size: int,
+                 bn_momentum: float, layer_nums: Sequence[int] = (2, 2, 2), spp_channels: int = 128,
+                 heads: int = 8) -> None:
         super().__init__()
         if len(injection) != 2 or not all(isinstance(f, bool) for f in injection):
             raise BadOptionError(f"injection needs one True/False per RTFormer stage (2), got {injection!r}")
@@ -293,22 +295,3 @@ class RTFormer(nn.Module):
             return seg_outputs(logits, True, aux=self.aux_head(x3h))
         return seg_outputs(logits, self.training)
 
-
-def _build(num_classes: int, in_channels: int, base_channels: int, head_channels: int, aux_head: bool,
-           drop_path_rate: float, injection: Sequence[bool], cross_size: int, bn_momentum: float) -> RTFormer:
-    return RTFormer(num_classes, in_channels, base_channels, head_channels, drop_path_rate=drop_path_rate,
-                    injection=injection, cross_size=cross_size, aux_head=aux_head, bn_momentum=bn_momentum)
-
-
-@register("rtformer_slim")
-def build_rtformer_slim(num_classes: int, in_channels: int = 3, aux_head: bool = True, drop_path_rate: float = 0.2,
-                        injection: Sequence[bool] = (True, True), cross_size: int = 12,
-                        bn_momentum: float = 0.1) -> nn.Module:
-    return _build(num_classes, in_channels, 32, 64, aux_head, drop_path_rate, injection, cross_size, bn_momentum)
-
-
-@register("rtformer_base")
-def build_rtformer_base(num_classes: int, in_channels: int = 3, aux_head: bool = True, drop_path_rate: float = 0.2,
-                        injection: Sequence[bool] = (True, False), cross_size: int = 12,
-                        bn_momentum: float = 0.1) -> nn.Module:
-    return _build(num_classes, in_channels, 64, 128, aux_head, drop_path_rate, injection, cross_size, bn_momentum)

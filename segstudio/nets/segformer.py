@@ -3,7 +3,7 @@
 Xie et al., "SegFormer: Simple and Efficient Design for Semantic Segmentation
 with Transformers", NeurIPS 2021 (arXiv:2105.15203). Hyper-parameters follow
 the released code (NVlabs/SegFormer ``mix_transformer.py`` ``mit_b0..b5`` and
-``segformer_head.py``), as surveyed in MODEL_SPECS §10:
+``segformer_head.py``), as surveyed in docs/MODEL_NOTES.md §10:
 
 * Four stages at strides 4, 8, 16, 32. Each begins with an overlapped patch
   embedding (conv 7×7/s4/p3 for stage 1, 3×3/s2/p1 after; LayerNorm eps 1e-5)
@@ -45,22 +45,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import DropPath, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register_variants
 
-ALIGN_CORNERS = False  # SegFormer head (MODEL_SPECS §0.1)
+ALIGN_CORNERS = False  # SegFormer head (docs/MODEL_NOTES.md §0.1)
 BLOCK_LN_EPS = 1e-6  # block and stage-end norms: partial(nn.LayerNorm, eps=1e-6) in mit_b*
 MIN_SIDE = 29  # stage 1 (stride 4) must be at least 8 tokens wide for the 8×8 spatial reduction
 
-# name: (embed dims, depths, decoder channels)
-VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {
-    "b0": ((32, 64, 160, 256), (2, 2, 2, 2), 256),
-    "b1": ((64, 128, 320, 512), (2, 2, 2, 2), 256),
-    "b2": ((64, 128, 320, 512), (3, 4, 6, 3), 768),
-    "b3": ((64, 128, 320, 512), (3, 4, 18, 3), 768),
-    "b4": ((64, 128, 320, 512), (3, 8, 27, 3), 768),
-    "b5": ((64, 128, 320, 512), (3, 6, 40, 3), 768),
-}
 HEADS = (1, 2, 5, 8)
 SR_RATIOS = (8, 4, 2, 1)
 MLP_RATIO = 4
@@ -224,10 +215,15 @@ class AllMLPHead(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-class SegFormer(nn.Module):
-    """MiT encoder + all-MLP decoder; logits at the input size (output stride 4, bilinear up)."""
+class SegFormer(SegmentationNetwork):
+    """MiT encoder + all-MLP decoder; logits at the input size (output stride 4, bilinear up).
 
-    def __init__(self, num_classes: int, in_channels: int, dims: tuple[int, ...], depths: tuple[int, ...],
+    ``dims``, ``depths`` and ``decoder_channels`` are a variant's (B0…B5: zoo/catalog/segformer.py).
+    """
+
+    encoder_modules = ("encoder",)
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, dims: tuple[int, ...], depths: tuple[int, ...],
                  decoder_channels: int) -> None:
         super().__init__()
         self.encoder = MixTransformer(in_channels, dims, depths)
@@ -263,10 +259,3 @@ class SegFormer(nn.Module):
         logits = self.decode_head(self.encoder(x))
         return seg_outputs(resize_to(logits, x, ALIGN_CORNERS), self.training)
 
-
-def _build(variant: str, num_classes: int, in_channels: int) -> SegFormer:
-    dims, depths, channels = VARIANTS[variant]
-    return SegFormer(num_classes, in_channels, dims, depths, channels)
-
-
-register_variants("segformer", VARIANTS, _build)

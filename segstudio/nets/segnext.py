@@ -3,7 +3,7 @@
 Guo et al., "SegNeXt: Rethinking Convolutional Attention Design for Semantic
 Segmentation", NeurIPS 2022 (arXiv:2209.08575). Hyper-parameters follow the
 released code (Visual-Attention-Network/SegNeXt ``mscan.py``, configs
-``local_configs/segnext/*``; mmseg ``ham_head.py``), as surveyed in MODEL_SPECS §11:
+``local_configs/segnext/*``; mmseg ``ham_head.py``), as surveyed in docs/MODEL_NOTES.md §11:
 
 * MSCAN: a stem (conv 3×3/s2 → C/2, BN, GELU, conv 3×3/s2 → C, BN), then
   conv 3×3/s2 + BN patch embeddings for stages 2–4; every stage ends with a
@@ -29,7 +29,7 @@ Deviations, on purpose:
 
 * The reference draws the NMF bases with ``torch.rand`` on every forward (and
   on ``.cuda()``), so one image gives different logits on two runs and the
-  ONNX export is random or fails on CPU (MODEL_SPECS §0 P6, §11, §16). Here the
+  ONNX export is random or fails on CPU (docs/MODEL_NOTES.md §0 P6, §11, §16). Here the
   bases are a buffer drawn once from a private generator with a fixed seed
   (``NMF_SEED``), independent of the global RNG: every freshly built model, in
   any process, has the same bases, training and inference use them alike, and
@@ -49,22 +49,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import DropPath, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register_variants
 
-ALIGN_CORNERS = False  # SegNeXt head (MODEL_SPECS §0.1)
+ALIGN_CORNERS = False  # SegNeXt head (docs/MODEL_NOTES.md §0.1)
 NMF_SEED = 220908575  # the paper's arXiv number; any fixed value would do
 NMF_EPS = 1e-6
 LAYER_SCALE_INIT = 1e-2
 GN_GROUPS = 32
 
-# name: (embed dims, depths, drop-path rate, Hamburger channels (= head channels), NMF rank)
-VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...], float, int, int]] = {
-    "t": ((32, 64, 160, 256), (3, 3, 5, 2), 0.1, 256, 16),
-    "s": ((64, 128, 320, 512), (2, 2, 4, 2), 0.1, 256, 16),
-    "b": ((64, 128, 320, 512), (3, 3, 12, 3), 0.1, 512, 64),
-    "l": ((64, 128, 320, 512), (3, 5, 27, 3), 0.3, 1024, 64),
-}
 MLP_RATIOS = (8, 8, 4, 4)
 
 
@@ -275,10 +268,16 @@ class LightHamHead(nn.Module):
         return self.classifier(self.dropout(self.align(x)))
 
 
-class SegNeXt(nn.Module):
-    """MSCAN encoder + LightHamHead on stages 2–4; logits at the input size (output stride 8, bilinear up)."""
+class SegNeXt(SegmentationNetwork):
+    """MSCAN encoder + LightHamHead on stages 2–4; logits at the input size (output stride 8, bilinear up).
 
-    def __init__(self, num_classes: int, in_channels: int, dims: tuple[int, ...], depths: tuple[int, ...],
+    ``dims``, ``depths``, ``drop_path``, ``ham_channels`` and ``rank`` are a variant's (T/S/B/L:
+    zoo/catalog/segnext.py).
+    """
+
+    encoder_modules = ("encoder",)
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, dims: tuple[int, ...], depths: tuple[int, ...],
                  drop_path: float, ham_channels: int, rank: int) -> None:
         super().__init__()
         self.encoder = MSCAN(in_channels, dims, depths, drop_path)
@@ -312,10 +311,3 @@ class SegNeXt(nn.Module):
         logits = self.decode_head(feats[1:])
         return seg_outputs(resize_to(logits, x, ALIGN_CORNERS), self.training)
 
-
-def _build(variant: str, num_classes: int, in_channels: int) -> SegNeXt:
-    dims, depths, drop_path, ham_channels, rank = VARIANTS[variant]
-    return SegNeXt(num_classes, in_channels, dims, depths, drop_path, ham_channels, rank)
-
-
-register_variants("segnext", VARIANTS, _build)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_conv_bn, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 
 
 class DoubleConv(nn.Sequential):
@@ -41,9 +41,12 @@ class Up(nn.Module):
         return self.conv(torch.cat([skip, x], dim=1))
 
 
-class UNet(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int = 3, base_width: int = 64,
-                 upsample: str = "transpose") -> None:
+class UNet(SegmentationNetwork):
+    """The U-Net; ``base_width`` channels at the first level, ``upsample`` "transpose" or "bilinear"."""
+
+    encoder_modules = ("inc", "downs")
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, base_width: int, upsample: str) -> None:
         super().__init__()
         w = [base_width * 2**i for i in range(5)]
         self.inc = DoubleConv(in_channels, w[0])
@@ -63,8 +66,3 @@ class UNet(nn.Module):
             y = up(y, skips.pop())
         return seg_outputs(self.head(y), self.training)
 
-
-@register("unet")
-def build_unet(num_classes: int, in_channels: int = 3, base_width: int = 64,
-               upsample: str = "transpose") -> nn.Module:
-    return UNet(num_classes, in_channels, base_width=base_width, upsample=upsample)

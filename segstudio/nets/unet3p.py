@@ -49,8 +49,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import ConvBNAct, init_conv_bn, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 from segstudio.nets.unet import DoubleConv
 
 FILTERS = (64, 128, 256, 512, 1024)
@@ -94,10 +94,12 @@ class FullScaleDecoder(nn.Module):
         return self.fuse(torch.cat(parts, dim=1))
 
 
-class UNet3Plus(nn.Module):
+class UNet3Plus(SegmentationNetwork):
     """UNet 3+ with five deep-supervision heads and a multi-class CGM; see the module docstring."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, cgm: str = "gate") -> None:
+    encoder_modules = ("encoder",)
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, cgm: str) -> None:
         super().__init__()
         if cgm not in ("gate", "loss", "off"):
             raise ValueError(f"cgm must be 'gate', 'loss' or 'off', got {cgm!r}")
@@ -153,7 +155,3 @@ class UNet3Plus(nn.Module):
             aux["cls"] = self.presence_logits(dec[5])
         return seg_outputs(out, True, **aux)
 
-
-@register("unet3p")
-def build_unet3p(num_classes: int, in_channels: int = 3, cgm: str = "gate") -> nn.Module:
-    return UNet3Plus(num_classes, in_channels, cgm=cgm)

@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segstudio.nets.base import SegmentationNetwork
 from segstudio.nets.layers import init_conv_bn, init_head, resize_to, seg_outputs
-from segstudio.nets.registry import register
 from segstudio.nets.unet import DoubleConv
 
 WIDTHS = (32, 64, 128, 256, 512)
@@ -67,11 +67,13 @@ class NestedUp(nn.Module):
         return resize_to(self.proj(x), skip)
 
 
-class UNetPlusPlus(nn.Module):
+class UNetPlusPlus(SegmentationNetwork):
     """UNet++ L4 with four deep-supervision heads on X^{0,1..4}; see the module docstring."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, upsample: str = "bilinear",
-                 inference: str = "accurate", prune_level: int = 3) -> None:
+    encoder_modules = ("encoder",)
+
+    def __init__(self, num_classes: int, in_channels: int = 3, *, upsample: str, inference: str,
+                 prune_level: int) -> None:
         super().__init__()
         if upsample not in ("bilinear", "transpose"):
             raise ValueError(f"upsample must be 'bilinear' or 'transpose', got {upsample!r}")
@@ -130,9 +132,3 @@ class UNetPlusPlus(nn.Module):
         top = self._top_row(x, DEPTH)
         return self._ensemble([head(t) for head, t in zip(self.heads, top)])
 
-
-@register("unetpp")
-def build_unetpp(num_classes: int, in_channels: int = 3, upsample: str = "bilinear",
-                 inference: str = "accurate", prune_level: int = 3) -> nn.Module:
-    return UNetPlusPlus(num_classes, in_channels, upsample=upsample, inference=inference,
-                        prune_level=prune_level)

@@ -36,13 +36,26 @@ import numpy as np
 import torch
 
 from segstudio.core.tasks import NEVER_CANCELLED, Cancelled, CancelToken
+from segstudio.inference.model_file import ModelFileError
+from segstudio.inference.onnx_cache import cached_onnx
+from segstudio.inference.parity import ExportMismatchError
+from segstudio.inference.predictor import Predictor
 from segstudio.training.batches import CpuBatcher, DeviceBatcher, InputMaker, epoch_of
 from segstudio.training.config import FULL_IMAGE, TrainConfig
+from segstudio.training.curves import write_curves
 from segstudio.training.data import DataError, DataSpec, ProjectData, TrainData, load_data, load_project
 from segstudio.training.distributed import SINGLE_PROCESS, DistContext
+from segstudio.training.evaluate import score_samples
 from segstudio.training.losses import SegLoss, median_frequency_weights
 from segstudio.training.netsetup import EMA, parameter_groups, set_encoder_trainable
-from segstudio.training.outputs import CHECKPOINT_NAME, CURVES_NAME, LOG_NAME, JsonlLog, load_checkpoint
+from segstudio.training.outputs import (
+    CHECKPOINT_NAME,
+    CURVES_NAME,
+    LOG_NAME,
+    JsonlLog,
+    load_checkpoint,
+    save_checkpoint,
+)
 from segstudio.training.run_state import RunState, build_network, final_card, write_model
 from segstudio.training.schedule import Stages, run_progress
 
@@ -239,7 +252,7 @@ class _Run:
         side = self._round((size, size))
         return (min(side[0], self.full_hw[0]), min(side[1], self.full_hw[1]))
 
-    def _elapsed(self) -> float:
+    def elapsed(self) -> float:
         return self.state.elapsed_before + time.monotonic() - self.t0
 
     def _reserve_s(self) -> float:
@@ -256,9 +269,9 @@ class _Run:
         budget = self.cfg.max_seconds
         if budget:
             budget = max(1e-3, budget - self._reserve_s())
-        return run_progress(self.state.step, self.total_steps, self._elapsed(), budget)
+        return run_progress(self.state.step, self.total_steps, self.elapsed(), budget)
 
-    def _eval_model(self) -> torch.nn.Module:
+    def eval_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
     def _event(self, kind: EventKind, **kw: Any) -> TrainEvent:
@@ -268,13 +281,13 @@ class _Run:
         if s.step_time and self.total_steps:
             eta = max(0.0, (self.total_steps - s.step) * s.step_time)
         if self.cfg.max_seconds:
-            left = max(0.0, self.cfg.max_seconds - self._elapsed())
+            left = max(0.0, self.cfg.max_seconds - self.elapsed())
             eta = left if eta is None else min(eta, left)
         return TrainEvent(kind, step=s.step, total_steps=self.total_steps,
                           epoch=epoch_of(s.step, self.cfg.batch_size, len(self.data.train)),
                           loss=s.last_loss, lr=s.last_lr,
                           images_per_s=self.cfg.batch_size / s.step_time if s.step_time else None,
-                          eta_s=eta, elapsed_s=self._elapsed(), progress=progress, best_miou=s.best_miou,
+                          eta_s=eta, elapsed_s=self.elapsed(), progress=progress, best_miou=s.best_miou,
                           start_miou=s.start_miou, val_images=len(self.data.val), output_dir=str(self.out_dir),
                           **kw)
 
@@ -295,13 +308,11 @@ class _Run:
         self.log = JsonlLog.resume(self.out_dir / LOG_NAME)
 
     def _save_checkpoint(self) -> None:
-        from segstudio.training.outputs import save_checkpoint
-
         self._flush_pending()  # a checkpoint never holds weights from after a non-finite loss
         self.state.last_checkpoint = time.monotonic()
         if not self.dist.is_main:  # rank 0 alone writes
             return
-        state = self.state.to_checkpoint(self.cfg, self.net.card, self._elapsed())
+        state = self.state.to_checkpoint(self.cfg, self.net.card, self.elapsed())
         state["model"] = self.model.state_dict()
         state["optimizer"] = self.optimizer.state_dict()
         if self.ema is not None:
@@ -410,7 +421,7 @@ class _Run:
         return bool(self.cfg.val_every_s) and now - s.last_val_time >= (self.cfg.val_every_s or 0.0)
 
     def _weights_copy(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().to("cpu", copy=True) for k, v in self._eval_model().state_dict().items()}
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.eval_model().state_dict().items()}
 
     # ------------------------------------------------------------ continuous mode
 
@@ -446,9 +457,6 @@ class _Run:
     def _rescore_best(self) -> None:
         """The held-out set changed: score the best weights on it again (or, before anything was published, the
         bar model), which is the bar to beat."""
-        from segstudio.inference.predictor import Predictor
-        from segstudio.training.evaluate import score_samples
-
         s = self.state
         if not self.data.val or (s.best_weights is None and not self.cfg.bar_model):
             s.best_miou = None
@@ -459,7 +467,7 @@ class _Run:
             predictor = Predictor.from_file(bar, backend="torch" if bar.endswith(".safetensors") else "auto",
                                             device=self.device.type)
         else:
-            model = copy.deepcopy(self._eval_model())
+            model = copy.deepcopy(self.eval_model())
             model.load_state_dict(s.best_weights)
             predictor = self.net.predictor(model, self.device, self.precision)
         miou = score_samples(predictor, self.data.val, self.cancel).miou
@@ -472,10 +480,6 @@ class _Run:
         self.state.published.append(str(path))
         note = ""
         if self.cfg.export_onnx:
-            from segstudio.inference.model_file import ModelFileError
-            from segstudio.inference.parity import ExportMismatchError
-            from segstudio.inference.select import cached_onnx
-
             try:
                 cached_onnx(path)
             except (ModelFileError, ExportMismatchError, OSError) as exc:
@@ -573,11 +577,9 @@ class _Run:
             self._record_loss(*previous)
 
     def _validate(self, samples: list | None = None, what: str = "validation") -> TrainEvent:
-        from segstudio.training.evaluate import score_samples
-
         self._flush_pending()
         s = self.state
-        model = self._eval_model()
+        model = self.eval_model()
         predictor = self.net.predictor(model, self.device, self.precision)
         uncertainties: list[float] = []
         try:
@@ -636,8 +638,6 @@ class _Run:
             yield self._event("finished", progress=1.0, message=stop_reason or "done")
             return
         path = write_model(self, stop_reason)
-        from segstudio.training.curves import write_curves
-
         steps, losses = zip(*s.loss_history) if s.loss_history else ((), ())
         vsteps, vmiou = zip(*s.val_history) if s.val_history else ((), ())
         write_curves(self.out_dir / CURVES_NAME, list(steps), list(losses), list(vsteps), list(vmiou),

@@ -10,10 +10,9 @@ Generic over the zoo:
   are carried over (:func:`transfer_weights`), so adding a class to a project
   does not throw away what the head knew about the others.
 - The encoder (frozen for the first steps of a fine-tuning run, on request) is
-  every parameter under a top-level module with one of the usual encoder
-  names (:data:`ENCODER_MODULES`); a sub-module that is itself a zoo network
-  (a wrapper's base) is looked into. A test checks every registered network
-  has an encoder and a non-empty rest.
+  what the network declares (:class:`~segstudio.nets.base.SegmentationNetwork`;
+  a wrapper declares its base's). The contract test checks that every network
+  declares one and keeps a non-empty rest.
 """
 
 from __future__ import annotations
@@ -26,13 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from segstudio import nets
-
-ENCODER_MODULES = frozenset({
-    "encoder", "backbone", "backbones", "stem", "inc", "downs", "downsample", "global_features",
-    "enc_blocks", "enc_convs", "layer1", "layer2", "layer3", "layer3_", "layer4", "layer5",
-    "transition1", "transition2", "transition3", "stage2", "stage3", "stage4", "compression3",
-})
-"""Top-level module names that hold a network's encoder (feature extractor) across the zoo."""
+from segstudio.nets.base import SegmentationNetwork
 
 
 def class_dependent_axes(arch: str, options: dict[str, Any], in_channels: int) -> dict[str, int | None]:
@@ -90,35 +83,17 @@ def transfer_weights(old: dict[str, Tensor], new_model: nn.Module, old_classes: 
     return fresh
 
 
-def _is_zoo_network(m: nn.Module) -> bool:
-    return getattr(m, "segstudio_arch", None) is not None
-
-
 def encoder_parameter_names(model: nn.Module) -> set[str]:
-    """Names (as in ``named_parameters``) of the encoder's parameters; see the module docstring."""
-    names: set[str] = set()
-
-    def visit(module: nn.Module, prefix: str) -> None:
-        for child_name, child in module.named_children():
-            full = f"{prefix}{child_name}"
-            if child_name in ENCODER_MODULES:
-                names.update(f"{full}.{n}" for n, _ in child.named_parameters())
-            elif _is_zoo_network(child):
-                visit(child, f"{full}.")
-
-    visit(model, "")
-    return names
+    """Names (as in ``named_parameters``) of the parameters the network declares as its encoder (none for a
+    module that is not a zoo network)."""
+    if not isinstance(model, SegmentationNetwork):
+        return set()
+    return {name for name, _ in model.encoder_parameters()}
 
 
 def set_encoder_trainable(model: nn.Module, trainable: bool) -> int:
     """Switch gradients of the encoder's parameters on or off; returns how many tensors were affected."""
-    enc = encoder_parameter_names(model)
-    n = 0
-    for name, p in model.named_parameters():
-        if name in enc:
-            p.requires_grad_(trainable)
-            n += 1
-    return n
+    return model.set_encoder_trainable(trainable) if isinstance(model, SegmentationNetwork) else 0
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -1,5 +1,8 @@
 """The parts of a run the loop in :mod:`~segstudio.training.engine` leans on: building the network,
 the run's resumable state, and the model file written at the end.
+
+The loop is seen here only through :class:`RunView`, the few public things a run offers, so that this
+module never imports the engine.
 """
 
 from __future__ import annotations
@@ -7,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -21,9 +24,6 @@ from segstudio.training.netsetup import class_dependent_axes, transfer_weights
 from segstudio.training.outputs import CheckpointError, next_version_path, version_base, version_number
 from segstudio.zoo import ModelCard, NetSpec, get_spec
 from segstudio.zoo.card import UNCERTAINTY_METRIC, now_iso
-
-if TYPE_CHECKING:
-    from segstudio.training.engine import _Run
 
 
 @dataclass
@@ -138,7 +138,25 @@ class RunState:
                    best_uncertainty=h.get("best_uncertainty"))
 
 
-def final_card(run: _Run, stop_reason: str) -> ModelCard:
+class RunView(Protocol):
+    """What :func:`final_card` and :func:`write_model` read of a run (the engine's run offers it)."""
+
+    cfg: TrainConfig
+    data: TrainData
+    net: NetworkSetup
+    state: RunState
+    out_dir: Path
+
+    def elapsed(self) -> float:
+        """Seconds trained, resumed runs included."""
+        ...
+
+    def eval_model(self) -> nn.Module:
+        """The weights to evaluate and save: the EMA's when there is one, else the model's."""
+        ...
+
+
+def final_card(run: RunView, stop_reason: str) -> ModelCard:
     """The card of the model a run writes: metrics of this run, history extended, recipe."""
     s, data, setup = run.state, run.data, run.net
     base = setup.card
@@ -162,7 +180,7 @@ def final_card(run: _Run, stop_reason: str) -> ModelCard:
         "data": data.source,
         "validation": data.val_source,
         "steps": s.step,
-        "seconds": round(run._elapsed(), 1),
+        "seconds": round(run.elapsed(), 1),
     }
     if setup.init_path is not None:
         entry["from"] = setup.init_path.name
@@ -179,10 +197,10 @@ def final_card(run: _Run, stop_reason: str) -> ModelCard:
                      recipe=run.cfg.to_dict(), name=base.name, description=base.description)
 
 
-def write_model(run: _Run, stop_reason: str) -> Path:
+def write_model(run: RunView, stop_reason: str) -> Path:
     """Save the run's model (best validated weights when there are any) as a new version file."""
     cfg, setup = run.cfg, run.net
-    model = run._eval_model()
+    model = run.eval_model()
     if run.state.best_weights is not None:
         model.load_state_dict(run.state.best_weights)
     folder = Path(cfg.model_dir) if cfg.model_dir else run.out_dir

@@ -14,7 +14,7 @@ import numpy as np
 
 from segstudio.core.classes import mask_dtype, unlabelled_value
 from segstudio.core.editing.history import History
-from segstudio.core.editing.session import EditSession, Rect
+from segstudio.core.editing.session import EditSession
 from segstudio.core.image_io import ImageReadError, LoadedImage, read_image
 from segstudio.core.project import Project
 from segstudio.core.project_file import ImageEntry
@@ -101,8 +101,9 @@ def class_pixel_counts(mask: np.ndarray, num_classes: int) -> np.ndarray:
 class ImageDocument:
     """An open image with its edit session.
 
-    ``version`` counts changes to the label; ``saved_version`` is the version on
-    disk. The label is unsaved while they differ. ``uncertainty`` is the
+    ``version`` counts changes to the label (the session's ``label_version``: a new
+    prediction is not one); ``saved_version`` is the version on disk. The label is
+    unsaved while they differ. ``uncertainty`` is the
     model's per-pixel uncertainty as uint8 (255 = most uncertain), as stored
     beside the prediction (see :mod:`segstudio.workspace.uncertainty`).
     """
@@ -115,14 +116,13 @@ class ImageDocument:
         self.notes = loaded.notes
         self.session = EditSession(loaded.label, loaded.prediction, History(max_bytes=undo_bytes))
         self.uncertainty: np.ndarray | None = loaded.uncertainty
-        self.version = 0
         self.saved_version = 0
         self.saving = False
         self.save_error: str | None = None
-        self.session.listeners.append(self._on_change)
 
-    def _on_change(self, rect: Rect) -> None:
-        self.version += 1
+    @property
+    def version(self) -> int:
+        return self.session.label_version
 
     @property
     def path(self) -> str:
@@ -148,9 +148,7 @@ class ImageDocument:
         if uncertainty is not None and uncertainty.shape != self.shape:
             raise ValueError(f"uncertainty {uncertainty.shape} does not match the image {self.shape}")
         self.uncertainty = to_uint8(uncertainty) if uncertainty is not None else None
-        version = self.version
-        self.session.set_prediction(labels)
-        self.version = version  # the listeners repaint; the user's label did not change
+        self.session.set_prediction(labels)  # repaints; the label's version stays
 
     def has_labels(self) -> bool:
         return bool((self.session.label != unlabelled_value(self.session.label.dtype)).any())

@@ -7,9 +7,10 @@ Decisions (see docs/GUI_ARCHITECTURE.md):
 
 - An **untrained network** from the zoo is a starting point for training from
   scratch, never a model: it has random weights, so Segment stays off for it.
-- **Backends** are four user-facing choices over the inference engine's
-  (backend, device) pairs; "auto" is the engine's rule (CUDA if there is one,
-  else ONNX Runtime, else PyTorch on the CPU).
+- **Backends** are the four choices of the backend registry
+  (:mod:`segstudio.inference.backends`: titles, what each runs on, why one is
+  unavailable); "auto" is the registry's rule (CUDA if there is one, else ONNX
+  Runtime, else PyTorch on the CPU).
 - **Classes** are matched by name (case and surrounding spaces ignored). A
   model whose classes all exist in the project runs at once, its outputs
   translated to the project's indices. Otherwise the user chooses: *add the
@@ -21,7 +22,6 @@ Decisions (see docs/GUI_ARCHITECTURE.md):
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,31 +29,21 @@ from typing import Any, Literal
 import numpy as np
 
 from segstudio.core.classes import ClassTable, LabelClass, mask_dtype, unlabelled_value
-from segstudio.inference.model_file import (
-    MissingCardError,
-    file_sha256,
-    load_card,
-    model_format,
-    onnx_io_channels,
-)
+from segstudio.inference.backends import CHOICES, Runtimes, detect_runtimes, get_choice, quick_runtimes
+from segstudio.inference.model_file import MissingCardError, ModelFile, model_format
 from segstudio.inference.predictor import Predictor
-from segstudio.install_hints import TORCH_CPU, TORCH_CUDA
 from segstudio.zoo import ModelCard
 from segstudio.zoo.presets import PRESETS, get_preset
 
-BACKENDS: dict[str, tuple[str, str]] = {
-    "auto": ("auto", "auto"),
-    "cuda": ("torch", "cuda"),
-    "cpu-onnx": ("onnx", "cpu"),
-    "cpu-torch": ("torch", "cpu"),
-}
-"""User-facing backend choice → the inference engine's (backend, device)."""
-BACKEND_TITLES = {
-    "auto": "Auto (best available)",
-    "cuda": "CUDA GPU (PyTorch)",
-    "cpu-onnx": "CPU — ONNX Runtime",
-    "cpu-torch": "CPU — PyTorch",
-}
+__all__ = [
+    "BACKENDS", "BACKEND_TITLES", "ClassFit", "LoadedModel", "ModelChoice", "NeedsClassNames", "Runtimes",
+    "adopted", "detect_runtimes", "file_format", "fit_classes", "load_choice", "quick_runtimes",
+    "with_missing_added",
+]
+
+BACKENDS: dict[str, tuple[str, str]] = {key: (c.engine, c.device) for key, c in CHOICES.items()}
+"""The registry's backend choices → (engine, device), for the panels (the registry: ``inference.backends``)."""
+BACKEND_TITLES: dict[str, str] = {key: c.title for key, c in CHOICES.items()}
 UNTRAINED_REASON = ("an untrained network has random weights and gives no useful segmentation: "
                     "train it on your labels first (fine-tuning), or choose a trained model file")
 
@@ -108,63 +98,6 @@ class ModelChoice:
                 return cls.preset_network(str(preset))
             return cls.untrained(d["network"])
         return None
-
-
-# ---------------------------------------------------------------------- runtimes
-
-@dataclass(frozen=True)
-class Runtimes:
-    """What this machine can run: versions (None when missing) and the CUDA device's name."""
-
-    torch: str | None
-    cuda: str | None
-    onnxruntime: str | None
-    checked_cuda: bool = True
-    """False while only the cheap check ran (torch not imported yet, so CUDA unknown)."""
-
-    def problem(self, backend: str, model_format: str | None = None) -> str | None:
-        """Why ``backend`` cannot run a model of ``model_format`` ("safetensors"/"onnx"/None), or None."""
-        if backend == "auto":
-            return None if (self.torch or self.onnxruntime) else "neither PyTorch nor ONNX Runtime is installed"
-        if backend in ("cuda", "cpu-torch"):
-            if model_format == "onnx":
-                return "an ONNX file runs with ONNX Runtime; open the .safetensors model to use PyTorch"
-            if self.torch is None:
-                return f"PyTorch is not installed ({TORCH_CPU}; with an NVIDIA GPU: {TORCH_CUDA})"
-            if backend == "cuda":
-                if not self.checked_cuda:
-                    return "checking for a CUDA GPU…"
-                if self.cuda is None:
-                    return f"PyTorch {self.torch} finds no CUDA GPU on this machine"
-            return None
-        if backend == "cpu-onnx":
-            return None if self.onnxruntime else "ONNX Runtime is not installed (pip install onnxruntime)"
-        return f"unknown backend {backend!r}"
-
-
-def _version(module: str) -> str | None:
-    try:
-        return str(getattr(importlib.import_module(module), "__version__", "?"))
-    except ImportError:
-        return None
-
-
-def quick_runtimes() -> Runtimes:
-    """Installed runtimes without importing torch (instant); CUDA is left unknown."""
-    has_torch = importlib.util.find_spec("torch") is not None
-    return Runtimes("installed" if has_torch else None, None, _version("onnxruntime"), checked_cuda=not has_torch)
-
-
-def detect_runtimes() -> Runtimes:
-    """Installed runtimes and the CUDA device. Imports torch (seconds): run it in a worker."""
-    torch_version = _version("torch")
-    cuda = None
-    if torch_version is not None:
-        import torch
-
-        if torch.cuda.is_available():
-            cuda = str(torch.cuda.get_device_name(0))
-    return Runtimes(torch_version, cuda, _version("onnxruntime"))
 
 
 # ---------------------------------------------------------------------- classes
@@ -272,10 +205,6 @@ class NeedsClassNames:
     reason: str
 
 
-def model_id(path: Path | str) -> str:
-    return f"{Path(path).name}:{file_sha256(path)[:16]}"
-
-
 def file_format(path: Path | str) -> str | None:
     """"safetensors" or "onnx" from the file's bytes; None when it is neither (or unreadable)."""
     try:
@@ -288,21 +217,16 @@ def load_choice(choice: ModelChoice, backend: str, class_names: list[str] | None
                 **predictor_options: Any) -> LoadedModel | NeedsClassNames:
     """Open a model file for ``backend`` (a key of :data:`BACKENDS`). Slow (may export to ONNX): a worker runs it.
 
-    Returns :class:`NeedsClassNames` for an ONNX file without a card when no
-    ``class_names`` are given. Raises ``ModelFileError`` / ``CardError`` /
-    ``ValueError`` with a readable reason.
+    The file is read once (:class:`ModelFile`) and passed on to the predictor. Returns
+    :class:`NeedsClassNames` for an ONNX file without a card when no ``class_names`` are given.
+    Raises ``ModelFileError`` / ``CardError`` / ``ValueError`` with a readable reason.
     """
     if choice.kind != "file":
         raise ValueError(UNTRAINED_REASON)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
-    path = Path(choice.path)
+    chosen = get_choice(backend)
     try:
-        load_card(path, class_names)
+        model = ModelFile.read(choice.path, class_names)
     except MissingCardError as exc:
-        _, out_channels = onnx_io_channels(path)
-        return NeedsClassNames(str(path), out_channels, exc.reason)
-    engine_backend, device = BACKENDS[backend]
-    predictor = Predictor.from_file(path, backend=engine_backend, device=device, class_names=class_names,
-                                    **predictor_options)
-    return LoadedModel(choice, backend, predictor, model_id(path))
+        return NeedsClassNames(str(exc.path), exc.out_channels, exc.reason)
+    predictor = Predictor.from_file(model, backend=chosen.engine, device=chosen.device, **predictor_options)
+    return LoadedModel(choice, backend, predictor, model.model_id)

@@ -18,6 +18,7 @@ from typing import Any
 from segstudio import __version__
 from segstudio.core import safe_json
 from segstudio.core.classes import ClassTable
+from segstudio.zoo.catalog import SPECS
 from segstudio.zoo.spec import IMAGENET, Normalization
 
 CARD_KEY = "segstudio.card"
@@ -25,6 +26,8 @@ CARD_SCHEMA = 1
 UNCERTAINTY_METRIC = "mean uncertainty"
 """The metric a training run records beside mIoU: the mean normalised entropy of its predictions (0 sure … 1
 uniform) on its validation images, the yardstick the app compares new images with (a domain warning)."""
+DEFAULT_SIZE_MULTIPLE = 32
+"""Padding multiple for a network the zoo does not know (a foreign ONNX file): safe for strides up to 32."""
 
 
 class CardError(ValueError):
@@ -60,6 +63,13 @@ class ModelCard:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def size_multiple(self) -> int:
+        """Inputs padded to a multiple of this need no resizing inside the network: the spec's, or
+        :data:`DEFAULT_SIZE_MULTIPLE` for a network the zoo does not know."""
+        spec = SPECS.get(self.arch)
+        return spec.size_multiple if spec is not None else DEFAULT_SIZE_MULTIPLE
 
     def metric(self, name: str) -> float | None:
         for m in reversed(self.metrics):

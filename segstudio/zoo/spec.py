@@ -2,9 +2,10 @@
 
 The GUI lists networks, the training engine weights auxiliary losses and the
 predictor pads inputs from these specs alone; ``segstudio.nets`` builds the
-modules. A network's train-mode output is a dict ``{"out": logits, <aux
-name>: tensor, ...}`` whose aux names are those listed in ``aux_outputs``; its
-eval-mode output is the logits tensor alone (N×classes×H×W at the input size).
+modules with the builder each spec names, its variant's config and its options.
+A network's train-mode output is a dict ``{"out": logits, <aux name>: tensor,
+...}`` whose aux names are those listed in ``aux_outputs``; its eval-mode
+output is the logits tensor alone (N×classes×H×W at the input size).
 """
 
 from __future__ import annotations
@@ -133,11 +134,17 @@ class NetSpec:
     """Inputs whose sides are multiples of this need no internal resizing; the predictor pads to it."""
     speed: Speed
     description: str
+    builder: str
+    """What builds it: ``"<module>:<function>"`` (e.g. ``"segstudio.nets.unet:build_unet"``), imported on first
+    use and called as ``function(num_classes=, in_channels=, **config, **options)``."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The variant's fixed hyper-parameters (widths, depths…), passed to the builder; not user options."""
     aux_outputs: tuple[AuxOutput, ...] = ()
     options: tuple[Option, ...] = ()
+    """The options a user may set, each with its default: the only place a default is written."""
     normalization: Normalization = IMAGENET
     reference_params: int | None = None
-    """Parameter count of the reference implementation at 19 classes (MODEL_SPECS.md), if known."""
+    """Parameter count of the reference implementation at 19 classes (docs/MODEL_NOTES.md), if known."""
     reference_options: Mapping[str, Any] = field(default_factory=dict)
     """Options under which ``reference_params`` was counted (e.g. auxiliary heads off)."""
     reference_note: str = ""

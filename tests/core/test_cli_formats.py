@@ -165,3 +165,26 @@ def test_project_in_its_own_folder_with_copied_images(tmp_path: Path, capsys: py
     assert [e.path for e in project.images] == [f"images/{n}" for n in sorted(cells)]
     for name, cell in cells.items():
         np.testing.assert_array_equal(project.load_label(f"images/{name}"), cell)
+
+
+def test_one_format_catalogue_read_by_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's choices and help come from core.formats.FORMATS, and every entry names a working module."""
+    from segstudio.core.formats import FORMATS
+
+    for command in ("import", "export"):
+        code, out, _ = _run(capsys, command, "--help")
+        assert code == 0
+        for fmt in FORMATS.values():
+            assert f"  {fmt.name:<8} {fmt.title}" in out
+        code, _, err = _run(capsys, command, "no-such-format", "a", "b")
+        assert code == 2 and all(name in err for name in FORMATS)
+    for fmt in FORMATS.values():
+        assert callable(fmt.import_project) and callable(fmt.export_project), fmt.name
+
+
+def test_the_format_catalogue_imports_no_third_party_module() -> None:
+    code = ("import sys; import segstudio.core.formats as f; f.get_format('coco'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'cv2', 'PIL', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}).stdout
+    assert out.strip() == "[]"

@@ -160,3 +160,23 @@ def test_history_drops_oldest_when_over_budget(steps: int) -> None:
         s.add(flood_fill(m, (0, 0), i % 2))
         hist.push(s)
     assert hist.undo_steps == steps
+
+
+def test_session_label_version_counts_label_changes_only() -> None:
+    """A stroke, an undo and a redo change the label's version; a new prediction only repaints."""
+    from segstudio.core.editing.session import EditSession
+
+    session = EditSession(blank())
+    repainted: list[tuple[int, int, int, int]] = []
+    session.listeners.append(repainted.append)
+    session.begin_stroke("brush")
+    session.paint((10, 10), (20, 10), 2, 1)
+    session.paint((20, 10), (30, 10), 2, 1)
+    session.end_stroke()
+    assert session.label_version == 2 and len(repainted) == 2
+    session.set_prediction(np.zeros((40, 50), np.uint8))
+    assert session.label_version == 2 and repainted[-1] == (0, 0, 40, 50)
+    session.undo()
+    session.redo()
+    assert session.label_version == 4
+    assert not hasattr(session, "dirty") and not hasattr(session, "mark_saved")  # one save state: the document's

@@ -1,15 +1,18 @@
 """The contract every registered network keeps, parametrised over ``nets.available()``.
 
-A network is tested the moment it is registered: logits at the input's H×W for
-odd and small sizes, 1- and 3-channel input, train-mode auxiliary outputs that
-the spec declares, gradients reaching every parameter, deterministic eval,
-ONNX export with dynamic batch/H/W matching PyTorch within 1e-4 at two sizes
-other than the traced one, the reference parameter count within ±2%, and a
+A network is tested the moment its spec is in the catalogue: one declaration (the
+builder the spec names takes exactly the spec's config and options, with no defaults
+of its own, and the built network records the spec's defaults), its encoder declared
+(and a rest to train), logits at the input's H×W for odd and small sizes, 1- and
+3-channel input, train-mode auxiliary outputs that the spec declares, gradients
+reaching every parameter, deterministic eval, ONNX export with dynamic batch/H/W
+matching PyTorch within 1e-4 at two sizes other than the traced one, the reference parameter count within ±2%, and a
 falling loss in a few optimiser steps.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -18,6 +21,8 @@ import torch.nn.functional as F
 
 from segstudio import nets, zoo
 from segstudio.inference.export import export_onnx_bytes, onnx_parity
+from segstudio.nets.base import SegmentationNetwork
+from segstudio.nets.registry import builder_of
 from tests.nets.bn import calibrate_bn
 
 torch.set_num_threads(1)  # tiny inputs: a second thread buys little, and costs a lot on a busy machine
@@ -55,6 +60,39 @@ def _as_dict(out: Any) -> dict[str, torch.Tensor]:
     assert isinstance(out, dict), "train mode must return a dict {'out': logits, aux...}"
     assert "out" in out, "train-mode output lacks the main logits under 'out'"
     return out
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in nets.available()])
+def test_one_declaration_the_spec(name: str) -> None:
+    """The spec is the only place a variant's hyper-parameters and an option's default are written."""
+    spec = zoo.get_spec(name)
+    params = inspect.signature(builder_of(spec)).parameters
+    declared = set(spec.config) | set(spec.option_names())
+    assert not set(spec.config) & set(spec.option_names()), "a name is both config and option"
+    missing = declared - set(params)
+    assert not missing, f"{spec.builder} does not take {sorted(missing)}"
+    own = [k for k in declared if params[k].default is not inspect.Parameter.empty]
+    assert not own, f"{spec.builder} has defaults of its own for {own}: the spec's options hold them"
+    required = {k for k, p in params.items() if p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    assert required - declared <= {"num_classes"}, f"{spec.builder} needs {sorted(required - declared)}"
+    with torch.device("meta"):
+        model = nets.create(name, num_classes=3)
+    assert model.segstudio_options == {o.name: o.default for o in spec.options}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in nets.available()])
+def test_the_network_declares_its_encoder(name: str) -> None:
+    with torch.device("meta"):
+        model = nets.create(name, num_classes=3)
+    assert isinstance(model, SegmentationNetwork), "a zoo network is a nets.base.SegmentationNetwork"
+    children = dict(model.named_children())
+    unknown = [m for m in model.encoder_modules if m not in children]
+    assert not unknown, f"encoder_modules names no sub-module: {unknown}"
+    encoder = {n for n, _ in model.encoder_parameters()}
+    everything = {n for n, _ in model.named_parameters()}
+    assert encoder and encoder <= everything, "no encoder parameters"
+    assert everything - encoder, "everything is encoder: fine-tuning would freeze it all"
 
 
 @pytest.mark.parametrize(("name", "options"), CASES)

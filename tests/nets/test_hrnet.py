@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio import nets
-from segstudio.nets.hrnet import CONFIGS, HRModule, HRNetV2
+from segstudio import nets, zoo
+from segstudio.nets.hrnet import HRModule, HRNetV2
 
 WIDTHS = {"hrnet_w18s": (18, 36, 72, 144), "hrnet_w18": (18, 36, 72, 144), "hrnet_w48": (48, 96, 192, 384)}
-# (stage-1 bottlenecks, modules of stages 2/3/4, basic blocks per branch), MODEL_SPECS §4 and the W18 config
+# (stage-1 bottlenecks, modules of stages 2/3/4, basic blocks per branch), docs/MODEL_NOTES.md §4 and the W18 config
 DEPTHS = {"hrnet_w18s": (2, (1, 3, 2), 2), "hrnet_w18": (4, (1, 4, 3), 4), "hrnet_w48": (4, (1, 4, 3), 4)}
 HEAD = {"hrnet_w18s": 270, "hrnet_w18": 270, "hrnet_w48": 720}
 
@@ -135,9 +135,9 @@ def test_init_and_bn_momentum() -> None:
 
 
 @pytest.mark.parametrize(("name", "reference"), [
-    ("hrnet_w18s", 3_939_579),  # MODEL_SPECS §4
+    ("hrnet_w18s", 3_939_579),  # docs/MODEL_NOTES.md §4
     ("hrnet_w18", 9_641_119),  # seg_hrnet.py built with the HRNetV2-W18 config (see the NetSpec note)
-    pytest.param("hrnet_w48", 65_859_379, marks=pytest.mark.slow),  # MODEL_SPECS §4
+    pytest.param("hrnet_w48", 65_859_379, marks=pytest.mark.slow),  # docs/MODEL_NOTES.md §4
 ])
 def test_parameter_count_is_reference_minus_head_bias(name: str, reference: int) -> None:
     model = nets.create(name, num_classes=19)
@@ -146,5 +146,6 @@ def test_parameter_count_is_reference_minus_head_bias(name: str, reference: int)
 
 
 def test_configs_are_distinct() -> None:
-    assert CONFIGS["hrnet_w18"].widths == CONFIGS["hrnet_w18s"].widths
-    assert CONFIGS["hrnet_w18"].modules == CONFIGS["hrnet_w48"].modules
+    config = {name: zoo.get_spec(name).config for name in WIDTHS}
+    assert config["hrnet_w18"]["widths"] == config["hrnet_w18s"]["widths"]
+    assert config["hrnet_w18"]["modules"] == config["hrnet_w48"]["modules"]

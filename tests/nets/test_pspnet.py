@@ -107,7 +107,7 @@ def test_one_bin_branch_has_no_batchnorm_and_trains_at_batch_one() -> None:
 
 
 def test_onnx_head_any_size_batch_two() -> None:
-    """The pyramid pooling exports once and stays exact at sizes the bins do not divide (MODEL_SPECS §16)."""
+    """The pyramid pooling exports once and stays exact at sizes the bins do not divide (docs/MODEL_NOTES.md §16)."""
     torch.manual_seed(0)
     head = PSPHead(in_ch=24, num_classes=3, channels=8)
     for m in head.modules():

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segstudio import nets
+from segstudio import nets, zoo
 from segstudio.inference.export import export_onnx_bytes, onnx_parity
 from segstudio.nets import segformer
 from segstudio.nets.layers import DropPath
@@ -43,7 +43,8 @@ def test_spatial_reduction_conv_only_where_ratio_above_one(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_widths_depths_heads_and_expansion_four(name: str) -> None:
-    dims, depths, channels = segformer.VARIANTS[name.split("_")[1]]
+    config = zoo.get_spec(name).config
+    dims, depths, channels = config["dims"], config["depths"], config["decoder_channels"]
     model = _meta(name)
     assert [len(s.blocks) for s in model.encoder.stages] == list(depths)
     for stage, dim, heads in zip(model.encoder.stages, dims, (1, 2, 5, 8)):

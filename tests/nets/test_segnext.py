@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio import nets
+from segstudio import nets, zoo
 from segstudio.inference.export import export_onnx_bytes, onnx_parity
 from segstudio.nets import segnext
 
@@ -45,7 +45,8 @@ def _calibrated(name: str, num_classes: int = 3, seed: int = 0) -> segnext.SegNe
 
 @pytest.mark.parametrize("name", ALL)
 def test_encoder_layout(name: str) -> None:
-    dims, depths, drop_path, ham, rank = segnext.VARIANTS[name.split("_")[1]]
+    config = zoo.get_spec(name).config
+    dims, depths, drop_path, ham, rank = (config[k] for k in ("dims", "depths", "drop_path", "ham_channels", "rank"))
     model = _meta(name)
     stages = model.encoder.stages
     assert [len(s.blocks) for s in stages] == list(depths)
@@ -84,7 +85,7 @@ def test_layer_scale_starts_at_one_percent() -> None:
 
 
 def _reference_nmf(x: torch.Tensor, bases: torch.Tensor, steps: int) -> torch.Tensor:
-    """The LightHamHead NMF written out step by step (MODEL_SPECS §11 items 4–6)."""
+    """The LightHamHead NMF written out step by step (docs/MODEL_NOTES.md §11 items 4–6)."""
     n, c, h, w = x.shape
     x = x.reshape(n, c, h * w)
     bases = bases.unsqueeze(0).repeat(n, 1, 1)
@@ -164,7 +165,7 @@ def test_bases_do_not_depend_on_the_global_seed_and_builds_agree() -> None:
 _CHILD = """
 import sys, torch
 torch.set_num_threads(1)
-from segstudio import nets
+from segstudio import nets, zoo
 torch.manual_seed(7)
 model = nets.create("segnext_t", num_classes=3).eval()
 x = torch.linspace(-1, 1, 3 * 64 * 96).reshape(1, 3, 64, 96)

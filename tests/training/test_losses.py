@@ -118,7 +118,7 @@ def test_presence_targets_on_sparse_labels() -> None:
 
 def _spec(*aux: AuxOutput) -> NetSpec:
     return NetSpec(name="fake", family="test", title="", paper="", output_stride=1, size_multiple=1,
-                   speed="fast", description="", aux_outputs=aux)
+                   speed="fast", description="", builder="tests.nowhere:fake", aux_outputs=aux)
 
 
 def test_segloss_weights_aux_outputs_from_the_spec() -> None:

@@ -153,11 +153,6 @@ class History:
         self._done.append(stroke)
         return stroke
 
-    def clear(self) -> None:
-        self._done.clear()
-        self._undone.clear()
-        self._bytes = 0
-
     @property
     def can_undo(self) -> bool:
         return bool(self._done)

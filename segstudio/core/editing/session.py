@@ -1,4 +1,4 @@
-"""The edit state of one open image: label mask, prediction, undo history, dirty flag.
+"""The edit state of one open image: label mask, prediction, undo history, label version.
 
 Tools run through :class:`EditSession` so that every change becomes one undo
 step and reports the rectangle to repaint. A brush drag is
@@ -31,8 +31,10 @@ class EditSession:
     """Label editing on one image with undo/redo.
 
     ``label`` is the user's mask (255 / 65535 = not labelled); ``prediction``
-    the model's suggestion, kept apart until accepted. ``on_change(rect)`` is
-    called after every change with the area to repaint.
+    the model's suggestion, kept apart until accepted. Each of ``listeners`` is
+    called as ``listener(rect)`` after every change with the area to repaint;
+    ``label_version`` counts the changes to the label alone (a new prediction
+    repaints but leaves it), so that whoever saves the label compares versions.
     """
 
     def __init__(self, label: np.ndarray, prediction: np.ndarray | None = None,
@@ -43,7 +45,7 @@ class EditSession:
         self.prediction = prediction
         self.history = history or History()
         self._stroke: Stroke | None = None
-        self.dirty = False
+        self.label_version = 0
         self.listeners: list[Callable[[Rect], None]] = []
 
     @classmethod
@@ -57,7 +59,7 @@ class EditSession:
     def _changed(self, atom: Atom | None) -> Rect | None:
         if atom is None:
             return None
-        self.dirty = True
+        self.label_version += 1
         rect = _atom_rect(atom)
         for fn in self.listeners:
             fn(rect)
@@ -120,12 +122,6 @@ class EditSession:
     def pick(self, point: Point) -> int | None:
         return tools.pick_class(self.label, point)
 
-    def replace_label(self, new_label: np.ndarray, what: str = "replace") -> Rect | None:
-        """Replace the whole mask as one undoable step (e.g. a class merge)."""
-        if new_label.shape != self.label.shape:
-            raise ValueError("the new mask has another size")
-        return self._record(tools.accept_prediction(self.label, new_label, None, overwrite=True), what)
-
     # --- history -----------------------------------------------------------------
     def undo(self) -> Rect | None:
         self.end_stroke()
@@ -143,13 +139,10 @@ class EditSession:
         bounds = stroke.bounds()
         if bounds is None:
             return None
-        self.dirty = True
+        self.label_version += 1
         for fn in self.listeners:
             fn(bounds)
         return bounds
-
-    def mark_saved(self) -> None:
-        self.dirty = False
 
     def set_prediction(self, prediction: np.ndarray | None) -> None:
         if prediction is not None and prediction.shape != self.label.shape:

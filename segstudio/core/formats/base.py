@@ -7,7 +7,7 @@ and the GUI::
     import_project(project, source, options, cancel=..., progress=...) -> ImportReport
     export_project(project, out, options, cancel=..., progress=...) -> ExportReport
 
-Both are long work in the sense of DESIGN.md: they check a
+Both are long work in the sense of docs/ARCHITECTURE.md: they check a
 :class:`~segstudio.core.tasks.CancelToken` between files (raising
 ``Cancelled``; what was stored so far stays, each file whole) and report
 :class:`~segstudio.core.tasks.Progress`.
@@ -260,32 +260,42 @@ def store(project: Project, entry: ImageEntry, mask: np.ndarray, options: Import
     report.imported.append(entry.path)
 
 
-def import_mask_files(project: Project, files: Iterable[tuple[str, Path]], read: Callable[[Path], np.ndarray],
-                      options: ImportOptions, size_of: Callable[[Path], tuple[int, int]] = stored_size
-                      ) -> ImportReport:
-    """The loop shared by the one-file-per-image formats (index PNG, VOC, binary masks).
+MaskMaker = Callable[[ImageEntry, T, tuple[int, int]], np.ndarray]
+"""``(image entry, annotation, (height, width) of the image) -> class mask``; raises ``FormatError``,
+``MaskError`` or ``ImageReadError`` with the reason when it cannot."""
+Matcher = Callable[[ImageMatcher, str, T], ImageEntry | None]
+"""``(matcher, annotation's relative path, annotation) -> the image it belongs to`` (None: no image)."""
 
-    Each ``(rel, path)`` is matched to a project image, its size (from the
-    header, with ``size_of``) checked against the image's before anything is
-    decoded, then decoded with ``read`` into a class mask and stored; every
-    unmatched, duplicate, unreadable or mis-sized file goes to the report.
+
+def import_each(project: Project, items: Iterable[tuple[str, T]], to_mask: MaskMaker[T], options: ImportOptions,
+                report: ImportReport | None = None, match: Matcher[T] | None = None,
+                skip: Callable[[T], str | None] | None = None) -> ImportReport:
+    """The import loop every format fills in: match, claim, make the mask, check its size, store.
+
+    Each ``(rel, annotation)`` is matched to a project image by name (or by ``match``), the image is claimed
+    (a second annotation for one image is an error naming both), an annotation for which ``skip`` gives a
+    reason is reported as skipped, ``to_mask`` turns the annotation into a class mask of the image's size,
+    and the mask is stored as label or prediction (:func:`store`). An annotation that matches no image,
+    fails or has the wrong size goes to the report; nothing is raised but
+    :class:`~segstudio.core.tasks.Cancelled` (from a :class:`Steps` around ``items``).
     """
-    report = ImportReport()
+    report = report if report is not None else ImportReport()
     matcher = ImageMatcher(project.images)
     claims = Claims()
-    for rel, path in files:
-        entry = matcher.match(rel)
+    for rel, item in items:
+        entry = match(matcher, rel, item) if match is not None else matcher.match(rel)
         if entry is None:
             report.unmatched.append(rel)
             continue
         if not claims.claim(entry, rel, report):
             continue
+        reason = skip(item) if skip is not None else None
+        if reason is not None:
+            report.skipped.append((entry.path, reason))
+            continue
         try:
             shape = image_shape(project, entry)
-            stored = size_of(path)
-            if stored != shape:  # refused from the header, before a (possibly huge) mask is decoded
-                raise MaskError(f"the mask is {stored[1]}×{stored[0]} but {entry.path} is {shape[1]}×{shape[0]}")
-            mask = read(path)
+            mask = to_mask(entry, item, shape)
         except ImageReadError as exc:
             report.errors.append((rel, exc.reason))
             continue
@@ -298,6 +308,24 @@ def import_mask_files(project: Project, files: Iterable[tuple[str, Path]], read:
             continue
         store(project, entry, mask, options, report, rel)
     return report
+
+
+def import_mask_files(project: Project, files: Iterable[tuple[str, Path]], read: Callable[[Path], np.ndarray],
+                      options: ImportOptions, size_of: Callable[[Path], tuple[int, int]] = stored_size
+                      ) -> ImportReport:
+    """:func:`import_each` for the one-file-per-image formats (index PNG, VOC, binary masks).
+
+    A mask file's size is read from its header (``size_of``) and checked against the image's before
+    anything is decoded; then ``read`` decodes it into a class mask.
+    """
+
+    def to_mask(entry: ImageEntry, path: Path, shape: tuple[int, int]) -> np.ndarray:
+        stored = size_of(path)
+        if stored != shape:  # refused from the header, before a (possibly huge) mask is decoded
+            raise MaskError(f"the mask is {stored[1]}×{stored[0]} but {entry.path} is {shape[1]}×{shape[0]}")
+        return read(path)
+
+    return import_each(project, files, to_mask, options)
 
 
 MAX_ANNOTATION_BYTES = 2 << 30

@@ -18,7 +18,7 @@ project images and category names to classes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,9 @@ from segstudio.core.atomic import SaveError, atomic_write_text
 from segstudio.core.classes import ClassTable, mask_dtype
 from segstudio.core.formats import rle
 from segstudio.core.formats.base import (
-    Claims,
     ExportOptions,
     ExportReport,
     FormatError,
-    ImageMatcher,
     ImportOptions,
     ImportReport,
     ProgressFn,
@@ -41,13 +39,13 @@ from segstudio.core.formats.base import (
     check_output_dir,
     exported_masks,
     fill_value,
-    image_shape,
+    import_each,
     read_json_file,
     resolve_class_names,
-    store,
 )
 from segstudio.core.formats.polygons import as_polygon_points, fill_polygon, mask_to_shapes
 from segstudio.core.project import Project
+from segstudio.core.project_file import ImageEntry
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 PIXEL_CENTRE = 0.5
@@ -198,33 +196,26 @@ def import_project(project: Project, source: Path, options: ImportOptions,
     for ann in doc["annotations"]:
         if isinstance(ann, dict) and isinstance(ann.get("image_id"), (int, str)):
             by_image.setdefault(ann.get("image_id"), []).append(ann)
-    matcher = ImageMatcher(project.images)
-    claims = Claims()
     n = len(project.classes)
     fill = fill_value(project, options)
-    for img in Steps(cancel, progress, "importing").over(doc["images"]):
-        if not isinstance(img, dict) or not isinstance(img.get("file_name"), str):
-            report.errors.append((str(img)[:60], "an image needs a file_name"))
-            continue
-        name = img["file_name"]
-        entry = matcher.match_image(name)
-        if entry is None:
-            report.unmatched.append(name)
-            continue
-        if not claims.claim(entry, name, report):
-            continue
-        anns = by_image.get(img.get("id"), []) if isinstance(img.get("id"), (int, str)) else []
-        if not anns and options.background is None:
-            report.skipped.append((entry.path, "no annotations"))
-            continue
-        try:
-            shape = image_shape(project, entry)
-            if (img.get("height"), img.get("width")) != shape and "height" in img:
-                raise FormatError(f"COCO says {img.get('width')}×{img.get('height')}, the image is "
-                                  f"{shape[1]}×{shape[0]}")
-            mask = annotations_to_mask(anns, shape, category_to_class, fill, mask_dtype(n))
-        except FormatError as exc:
-            report.errors.append((name, str(exc)))
-            continue
-        store(project, entry, mask, options, report, name)
-    return report
+
+    def named(images: Iterable[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        for img in images:
+            if not isinstance(img, dict) or not isinstance(img.get("file_name"), str):
+                report.errors.append((str(img)[:60], "an image needs a file_name"))
+                continue
+            yield img["file_name"], img
+
+    def annotations_of(img: dict[str, Any]) -> list[dict[str, Any]]:
+        return by_image.get(img.get("id"), []) if isinstance(img.get("id"), (int, str)) else []
+
+    def to_mask(entry: ImageEntry, img: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+        if (img.get("height"), img.get("width")) != shape and "height" in img:
+            raise FormatError(f"COCO says {img.get('width')}×{img.get('height')}, the image is "
+                              f"{shape[1]}×{shape[0]}")
+        return annotations_to_mask(annotations_of(img), shape, category_to_class, fill, mask_dtype(n))
+
+    return import_each(project, named(Steps(cancel, progress, "importing").over(doc["images"])), to_mask,
+                       options, report, match=lambda matcher, name, img: matcher.match_image(name),
+                       skip=lambda img: "no annotations" if not annotations_of(img) and options.background is None
+                       else None)

@@ -22,7 +22,6 @@ import numpy as np
 from segstudio.core.atomic import SaveError, atomic_write_text
 from segstudio.core.classes import ClassTable, mask_dtype
 from segstudio.core.formats.base import (
-    Claims,
     ExportOptions,
     ExportReport,
     FormatError,
@@ -35,14 +34,14 @@ from segstudio.core.formats.base import (
     export_rel,
     exported_masks,
     fill_value,
-    image_shape,
+    import_each,
     read_json_file,
     resolve_class_names,
     source_files,
-    store,
 )
 from segstudio.core.formats.polygons import as_polygon_points, fill_polygon, mask_to_shapes
 from segstudio.core.project import Project
+from segstudio.core.project_file import ImageEntry
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 LABELME_VERSION = "5.5.0"
@@ -176,8 +175,6 @@ def import_project(project: Project, source: Path, options: ImportOptions,
                    ) -> ImportReport:
     """Read every labelme ``.json`` under the folder ``source`` into the matching images."""
     report = ImportReport()
-    matcher = ImageMatcher(project.images)
-    claims = Claims()
     docs: list[tuple[str, dict[str, Any]]] = []
     for rel, path in source_files(source, (".json",)):
         try:
@@ -195,27 +192,23 @@ def import_project(project: Project, source: Path, options: ImportOptions,
     fill = fill_value(project, options)
     dtype = mask_dtype(len(project.classes))
     notes: dict[str, int] = {}
-    for rel, doc in Steps(cancel, progress, "importing").over(docs):
+
+    def match(matcher: ImageMatcher, rel: str, doc: dict[str, Any]) -> ImageEntry | None:
         entry = matcher.match(rel)
         image_path = doc.get("imagePath")
         if entry is None and isinstance(image_path, str):
             entry = matcher.match_image(image_path)
-        if entry is None:
-            report.unmatched.append(rel)
-            continue
-        if not claims.claim(entry, rel, report):
-            continue
-        try:
-            shape = image_shape(project, entry)
-            stated = (doc.get("imageHeight"), doc.get("imageWidth"))
-            if None not in stated and stated != shape:
-                raise FormatError(f"labelme says {stated[1]}×{stated[0]}, the image is {shape[1]}×{shape[0]}")
-            mask, doc_notes = document_to_mask(doc, shape, label_to_class, fill, dtype)
-        except FormatError as exc:
-            report.errors.append((rel, str(exc)))
-            continue
+        return entry
+
+    def to_mask(entry: ImageEntry, doc: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+        stated = (doc.get("imageHeight"), doc.get("imageWidth"))
+        if None not in stated and stated != shape:
+            raise FormatError(f"labelme says {stated[1]}×{stated[0]}, the image is {shape[1]}×{shape[0]}")
+        mask, doc_notes = document_to_mask(doc, shape, label_to_class, fill, dtype)
         for note in doc_notes:
             notes[note] = notes.get(note, 0) + 1
-        store(project, entry, mask, options, report, rel)
+        return mask
+
+    import_each(project, Steps(cancel, progress, "importing").over(docs), to_mask, options, report, match)
     report.notes += [f"{note} in {n} file(s)" for note, n in notes.items()]
     return report

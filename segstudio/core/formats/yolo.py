@@ -22,11 +22,9 @@ import numpy as np
 from segstudio.core.atomic import SaveError, atomic_write_text
 from segstudio.core.classes import mask_dtype
 from segstudio.core.formats.base import (
-    Claims,
     ExportOptions,
     ExportReport,
     FormatError,
-    ImageMatcher,
     ImportOptions,
     ImportReport,
     ProgressFn,
@@ -35,14 +33,14 @@ from segstudio.core.formats.base import (
     export_rel,
     exported_masks,
     fill_value,
-    image_shape,
+    import_each,
     read_text_file,
     resolve_class_names,
     source_files,
-    store,
 )
 from segstudio.core.formats.polygons import as_polygon_points, fill_polygon, mask_to_shapes
 from segstudio.core.project import Project
+from segstudio.core.project_file import ImageEntry
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 
 NAME_FILES = ("classes.txt", "data.yaml")
@@ -177,24 +175,12 @@ def import_project(project: Project, source: Path, options: ImportOptions,
     else:
         yolo_to_class = {i: i for i in range(len(project.classes))}
         report.notes.append("no classes.txt or data.yaml: YOLO class ids taken as project class indices")
-    matcher = ImageMatcher(project.images)
-    claims = Claims()
     fill = fill_value(project, options)
     dtype = mask_dtype(len(project.classes))
-    for rel, path in Steps(cancel, progress, "importing").over(source_files(source, (".txt",))):
-        if rel in NAME_FILES:
-            continue
-        entry = matcher.match(rel)
-        if entry is None:
-            report.unmatched.append(rel)
-            continue
-        if not claims.claim(entry, rel, report):
-            continue
-        try:
-            text = read_text_file(path)
-            mask = text_to_mask(text, image_shape(project, entry), yolo_to_class, fill, dtype)
-        except FormatError as exc:
-            report.errors.append((rel, str(exc)))
-            continue
-        store(project, entry, mask, options, report, rel)
-    return report
+
+    def to_mask(entry: ImageEntry, path: Path, shape: tuple[int, int]) -> np.ndarray:
+        return text_to_mask(read_text_file(path), shape, yolo_to_class, fill, dtype)
+
+    files = Steps(cancel, progress, "importing").over(source_files(source, (".txt",)))
+    return import_each(project, ((rel, path) for rel, path in files if rel not in NAME_FILES), to_mask, options,
+                       report)

@@ -1,60 +1,50 @@
-"""All NetSpecs, one module per family. Add a family by adding its module to ``_FAMILIES``.
+"""Every NetSpec, one module per family, found by looking: a new module here is in the catalogue.
 
-A wrapper (``_WRAPPERS``) derives its specs from all the families' specs (``derive_specs``).
+A family module declares ``SPECS`` (a tuple of :class:`~segstudio.zoo.spec.NetSpec`) and may declare
+``ORDER`` (an int: where the family comes in listings, lower first; a module without one comes after
+those with one, by name). A wrapper module declares ``derive_specs(bases)`` instead of ``SPECS``: its specs
+are made from every family's (the multi-scale attention wrapper, ``msa``). No list to keep in step: the
+modules of this package are the catalogue. Pure metadata: nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from types import ModuleType
 
-from segstudio.zoo.catalog import (
-    deeplabv3,
-    dfanet,
-    fastscnn,
-    hardnet,
-    hrnet,
-    msa,
-    pspnet,
-    rtformer,
-    segformer,
-    segnext,
-    unet,
-)
 from segstudio.zoo.spec import NetSpec, UnknownNetworkError
 
-_FAMILIES: tuple[ModuleType, ...] = (
-    unet,
-    hrnet,
-    hardnet,
-    fastscnn,
-    dfanet,
-    pspnet,
-    deeplabv3,
-    segformer,
-    segnext,
-    rtformer,
-)
-# Wrappers around any network: their specs are derived from those of the families above.
-_WRAPPERS: tuple[ModuleType, ...] = (msa,)
+UNORDERED = 1000
+"""``ORDER`` of a family module that declares none."""
 
 
-def _collect() -> dict[str, NetSpec]:
+def _modules() -> list[ModuleType]:
+    found = [importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)]
+    return sorted(found, key=lambda m: (getattr(m, "ORDER", UNORDERED), m.__name__))
+
+
+def _collect(modules: list[ModuleType]) -> dict[str, NetSpec]:
     specs: dict[str, NetSpec] = {}
-    for module in _FAMILIES:
+
+    def add(spec: NetSpec, module: ModuleType) -> None:
+        if spec.name in specs:
+            raise RuntimeError(f"network {spec.name!r} is declared twice (again in {module.__name__})")
+        specs[spec.name] = spec
+
+    families = [m for m in modules if hasattr(m, "SPECS")]
+    wrappers = [m for m in modules if hasattr(m, "derive_specs")]
+    for module in families:
         for spec in module.SPECS:
-            if spec.name in specs:
-                raise RuntimeError(f"network {spec.name!r} is declared twice")
-            specs[spec.name] = spec
+            add(spec, module)
     bases = tuple(specs.values())
-    for module in _WRAPPERS:
+    for module in wrappers:
         for spec in module.derive_specs(bases):
-            if spec.name in specs:
-                raise RuntimeError(f"network {spec.name!r} is declared twice")
-            specs[spec.name] = spec
+            add(spec, module)
     return specs
 
 
-SPECS: dict[str, NetSpec] = _collect()
+SPECS: dict[str, NetSpec] = _collect(_modules())
 
 
 def net_names() -> list[str]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import AuxOutput, NetSpec, Option
 
+ORDER = 40
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="fastscnn",
+        builder="segstudio.nets.fastscnn:FastSCNN",
         family="fastscnn",
         title="Fast-SCNN",
         paper="Poudel, Liwicki, Cipolla, Fast-SCNN: Fast Semantic Segmentation Network, BMVC 2019 "
@@ -29,7 +33,7 @@ SPECS: tuple[NetSpec, ...] = (
         ),
         reference_params=1_138_051,
         reference_options={"aux": False},
-        reference_note="MODEL_SPECS §12: Tramac/Fast-SCNN-pytorch built at 19 classes without aux heads "
+        reference_note="docs/MODEL_NOTES.md §12: Tramac/Fast-SCNN-pytorch built at 19 classes without aux heads "
         "(1,138,051). Ours drops the two biases before BN in the fusion module (-256). With aux=True "
         "ours adds two heads (64→32 and 128→32 3×3 convs), mmseg's pair, not Tramac's single head "
         "(1,157,174).",

@@ -1,4 +1,4 @@
-"""Hierarchical multi-scale attention (MODEL_SPECS §8): a wrapper around any other network.
+"""Hierarchical multi-scale attention (docs/MODEL_NOTES.md §8): a wrapper around any other network.
 
 Its NetSpec is derived from the specs of every other network in the catalogue, so that it
 stays static (the training engine weights auxiliary outputs by name from the spec alone)
@@ -57,6 +57,7 @@ def derive_specs(bases: Sequence[NetSpec]) -> tuple[NetSpec, ...]:
     return (
         NetSpec(
             name=NAME,
+            builder="segstudio.nets.msa:build_msa",
             family="msa",
             title="Hierarchical multi-scale attention",
             paper="Tao, Sapra, Catanzaro, Hierarchical Multi-Scale Attention for Semantic Segmentation, "
@@ -79,7 +80,7 @@ def derive_specs(bases: Sequence[NetSpec]) -> tuple[NetSpec, ...]:
             ),
             normalization=default.normalization,
             reference_params=None,
-            reference_note="MODEL_SPECS §8/§17: no MSA parameter count is published (UNCONFIRMED), and the "
+            reference_note="docs/MODEL_NOTES.md §8/§17: no MSA parameter count is published (UNCONFIRMED), and the "
             "paper's count is that of HRNet-W48-OCR. Ours is the base's count plus the attention head, "
             "60,752 + 576 per class parameters (71,696 at 19 classes; tests/nets/test_msa.py).",
         ),

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from segstudio.zoo.spec import AuxOutput, NetSpec, Option
 
+ORDER = 10
+"""Where the family comes in listings (see ``segstudio.zoo.catalog``)."""
+
 SPECS: tuple[NetSpec, ...] = (
     NetSpec(
         name="unet",
+        builder="segstudio.nets.unet:UNet",
         family="unet",
         title="U-Net",
         paper="Ronneberger et al., U-Net, MICCAI 2015 (arXiv:1505.04597)",
@@ -21,11 +25,12 @@ SPECS: tuple[NetSpec, ...] = (
             Option("base_width", 64, "channels of the first level; doubles per level"),
         ),
         reference_params=31_038_803,
-        reference_note="MODEL_SPECS §1: padded + BN, bias-free 3×3 convs, ConvTranspose 2×2: "
+        reference_note="docs/MODEL_NOTES.md §1: padded + BN, bias-free 3×3 convs, ConvTranspose 2×2: "
         "31,037,633 at 1 class, +65 per extra class",
     ),
     NetSpec(
         name="unetpp",
+        builder="segstudio.nets.unetpp:UNetPlusPlus",
         family="unet",
         title="UNet++",
         paper="Zhou et al., UNet++: A Nested U-Net Architecture, DLMIA 2018 (arXiv:1807.10165)",
@@ -49,11 +54,12 @@ SPECS: tuple[NetSpec, ...] = (
                    (1, 2, 3, 4)),
         ),
         reference_params=8_363_820,
-        reference_note="MODEL_SPECS §2: PaddleSeg UNet++ (bilinear up + 1×1 conv, four 1×1 heads), "
+        reference_note="docs/MODEL_NOTES.md §2: PaddleSeg UNet++ (bilinear up + 1×1 conv, four 1×1 heads), "
         "8,363,820 at 19 classes; ours drops the conv biases before BN (−3,648)",
     ),
     NetSpec(
         name="unet3p",
+        builder="segstudio.nets.unet3p:UNet3Plus",
         family="unet",
         title="UNet 3+",
         paper="Huang et al., UNet 3+: A Full-Scale Connected UNet, ICASSP 2020 (arXiv:2004.08790)",
@@ -75,12 +81,13 @@ SPECS: tuple[NetSpec, ...] = (
                    "classes at inference; loss = train it only; off = no module", ("gate", "loss", "off")),
         ),
         reference_params=27_382_450,
-        reference_note="MODEL_SPECS §3: UNet_3Plus_DeepSup 26,989,637 at 1 class (run) + 18 × 20,741 "
+        reference_note="docs/MODEL_NOTES.md §3: UNet_3Plus_DeepSup 26,989,637 at 1 class (run) + 18 × 20,741 "
         "per extra class + the CGM widened to 19 outputs (1×1 conv 1024→19: 19,475); ours drops the "
         "conv biases before BN (−6,528)",
     ),
     NetSpec(
         name="linknet",
+        builder="segstudio.nets.linknet:LinkNet",
         family="unet",
         title="LinkNet (ResNet-18)",
         paper="Chaurasia & Culurciello, LinkNet, VCIP 2017 (arXiv:1707.03718)",
@@ -90,7 +97,7 @@ SPECS: tuple[NetSpec, ...] = (
         description="ResNet-18 encoder whose features are added to a light decoder at every scale: "
         "few parameters and fast.",
         reference_params=11_664_371,
-        reference_note="MODEL_SPECS §5: smp Linknet-R18 layout, 11,664,371 at 19 classes. Ours follows the "
+        reference_note="docs/MODEL_NOTES.md §5: smp Linknet-R18 layout, 11,664,371 at 19 classes. Ours follows the "
         "authors' e-lab/pytorch-linknet layout (classifier full-conv/conv/full-conv): 11,535,635 (−1.1%), "
         "the paper's 11.5M",
     ),

@@ -1,4 +1,4 @@
-"""Backend choice, the ONNX export cache, and running without torch."""
+"""The backend registry's rule, the ONNX export cache, and running without torch."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from segstudio.inference import export as export_mod
+from segstudio.inference.backends import CHOICES, DEVICES, ENGINES, Runtimes, decide
 from segstudio.inference.model_file import ModelFileError, file_sha256, load_card, load_model, save_model
+from segstudio.inference.onnx_cache import CACHE_FOLDER
 from segstudio.inference.predictor import Predictor
-from segstudio.inference.select import CACHE_FOLDER
 
 REPO = Path(__file__).resolve().parents[2]
 NO_TORCH = "import sys; sys.modules['torch'] = None; "
@@ -74,6 +75,51 @@ def test_an_export_beside_the_model_is_still_used(tmp_path: Path, random_model_f
 
     monkeypatch.setattr(export_mod, "export_verified", no_export)
     assert "onnxruntime" in Predictor.from_file(model_path, backend="onnx").backend.name
+
+
+CPU_ONLY = Runtimes("2.3.0", None, "1.17.0")
+GPU = Runtimes("2.3.0", "RTX 4090", "1.17.0")
+UNCHECKED = Runtimes("installed", None, "installed", checked_cuda=False)
+ONLY_ONNX = Runtimes(None, None, "1.17.0")
+NO_ORT = Runtimes("2.3.0", None, None)
+
+
+def test_the_rule_picks_one_runner_per_machine_and_format() -> None:
+    assert decide("auto", "auto", "safetensors", GPU).runner == "torch-cuda"
+    assert decide("auto", "auto", "safetensors", CPU_ONLY).runner == "onnx-export"
+    assert decide("auto", "cpu", "safetensors", GPU).runner == "onnx-export"
+    assert decide("torch", "auto", "safetensors", CPU_ONLY).runner == "torch-cpu"
+    assert decide("onnx", "auto", "safetensors", GPU).exports_onnx
+    assert decide("auto", "auto", "onnx", GPU).runner == "onnx"
+    assert decide("auto", "auto", "safetensors", ONLY_ONNX).runner == "onnx-export"
+    fallback = decide("auto", "auto", "safetensors", NO_ORT)
+    assert fallback.runner == "torch-cpu" and "ONNX Runtime is not installed" in (fallback.note or "")
+    # where a GPU was not looked for, the answer says so and what runs without one
+    unknown = decide("auto", "auto", "safetensors", UNCHECKED)
+    assert unknown.needs_cuda_check and unknown.runner == "onnx-export"
+    assert not decide("auto", "cpu", "safetensors", UNCHECKED).needs_cuda_check
+    assert not decide("auto", "auto", "onnx", UNCHECKED).needs_cuda_check
+
+
+def test_the_rule_says_why_nothing_runs() -> None:
+    assert "ONNX Runtime" in (decide("torch", "cpu", "onnx", GPU).problem or "")
+    assert "CPU" in (decide("auto", "cuda", "onnx", GPU).problem or "")
+    assert "no CUDA GPU" in (decide("auto", "cuda", "safetensors", CPU_ONLY).problem or "")
+    assert "PyTorch is not installed" in (decide("torch", "cpu", "safetensors", ONLY_ONNX).problem or "")
+    assert "ONNX Runtime is not installed" in (decide("onnx", "cpu", "safetensors", NO_ORT).problem or "")
+    assert "neither" in (decide("auto", "auto", "safetensors", Runtimes(None, None, None)).problem or "")
+    with pytest.raises(ValueError, match="backend"):
+        decide("tensorrt", "auto", "onnx", GPU)
+    with pytest.raises(ValueError, match="device"):
+        decide("auto", "tpu", "onnx", GPU)
+
+
+def test_the_app_choices_are_engines_and_devices_of_the_registry() -> None:
+    assert list(CHOICES) == ["auto", "cuda", "cpu-onnx", "cpu-torch"]
+    for choice in CHOICES.values():
+        assert choice.engine in ENGINES and choice.device in DEVICES and choice.title
+    assert GPU.decide("cuda", "safetensors").runner == "torch-cuda"
+    assert CPU_ONLY.decide("cpu-onnx", "safetensors").exports_onnx
 
 
 def test_explicit_choices(random_model_file: Path, tmp_path: Path) -> None:
