@@ -91,7 +91,8 @@ def test_a_model_file_fine_tunes_with_the_card_classes_and_the_finetune_recipe(
     assert new == out / "cells.v2.safetensors"
     card = load_card(new)
     assert card.classes.names == load_card(old).classes.names
-    assert card.recipe["lr"] == 2e-3 and card.recipe["cpu_bf16"] is True and card.recipe["validate_start"] is True  # the fine-tuning recipe
+    # the fine-tuning recipe
+    assert card.recipe["lr"] == 2e-3 and card.recipe["cpu_bf16"] is True and card.recipe["validate_start"] is True
     assert card.history[-1]["event"] == "fine-tuned" and card.history[-1]["from"] == "cells.safetensors"
 
 
