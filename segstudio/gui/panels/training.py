@@ -283,8 +283,11 @@ class TrainingPanel(QWidget):
         self.verdict_box.setVisible(bool(self.verdict.text()) and (self.accept_button.isVisible()
                                                                    or self.back_button.isVisible()
                                                                    or last is not None))
-        if not t.running and reason is not None and t.last_event is None:
-            self.status.setText(f"Not running: {reason}")
+        if not t.running and t.last_event is None:
+            # a reason that no longer holds (the engine has loaded, an image is labelled) must not stay on screen
+            self.status.setText(f"Not running: {reason}" if reason is not None else
+                                f"Ready: {self.start_action.text().replace('&', '')} "
+                                f"({self.start_action.shortcut().toString()}) trains on the labelled images")
 
     def reset(self) -> None:
         """A project was opened: nothing of the previous one's runs stays on screen."""
