@@ -204,12 +204,13 @@ class MainWindow(QMainWindow):
         cp = self.class_panel
         cp.classSelected.connect(self.tools.set_class)
         cp.hiddenChanged.connect(self.canvas.set_hidden)
-        cp.addRequested.connect(c.add_class)
-        cp.renameRequested.connect(c.rename_class)
-        cp.recolourRequested.connect(c.recolour_class)
-        cp.deleteRequested.connect(c.delete_class)
+        changes = c.class_changes
+        cp.addRequested.connect(changes.add)
+        cp.renameRequested.connect(changes.rename)
+        cp.recolourRequested.connect(changes.recolour)
+        cp.deleteRequested.connect(changes.delete)
         cp.moveRequested.connect(self._move_class)
-        cp.importRequested.connect(c.import_classes)
+        cp.importRequested.connect(changes.import_table)
         self.canvas.cursorMoved.connect(self._cursor_moved)
         self.canvas.zoomChanged.connect(self.status.show_zoom)
 
@@ -395,7 +396,7 @@ class MainWindow(QMainWindow):
 
     def _move_class(self, index: int, to: int) -> None:
         self._follow_class = (self.controller.classes[index].name, to)
-        self.controller.move_class(index, to)
+        self.controller.class_changes.move(index, to)
 
     def _classes_changed(self, classes: ClassTable) -> None:
         follow, self._follow_class = self._follow_class, None
