@@ -104,3 +104,35 @@ def test_every_dock_fits_and_the_class_fit_text_leaves_the_card_alone(qtbot, win
     assert not problems, "\n".join(dict.fromkeys(problems))
     if not narrowest:
         assert window.docks["classes"].width() == RIGHT_DOCK_WIDTH  # the canvas keeps its room
+
+
+def test_the_batch_window_shows_its_long_paths_whole(qtbot, window: MainWindow, tmp_path: Path, model_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch window, done, with folder paths long enough to wrap: no line cut off, no control squeezed."""
+    from segstudio.gui.panels import batch
+    from tests.gui.conftest import toy_scene_folder
+
+    monkeypatch.setattr(batch, "open_folder", lambda path: True)
+    deep = tmp_path / "a folder with a rather long name" / "and another one below it, as users have"
+    source = toy_scene_folder(deep / "street scenes", 2)
+    window.resize(1280, 800)
+    window.all_actions.file.batch.trigger()
+    dialog = window.model_commands.batch_dialog
+    assert dialog is not None
+    dialog.input_edit.setText(str(source))
+    dialog.output_edit.setText(str(deep / "results of the batch"))
+    dialog.model_combo.setEditText(str(model_dir / "toy.onnx"))
+    qtbot.waitExposed(dialog)
+    qtbot.wait(50)
+    problems = layout_problems(dialog)
+    assert not problems, "\n".join(problems)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    assert progress is not None
+    qtbot.waitUntil(lambda: progress.outcome is not None, timeout=60_000)
+    qtbot.waitExposed(progress)
+    qtbot.wait(50)
+    assert progress.outcome.state == "finished"
+    problems = layout_problems(progress)
+    assert not problems, "\n".join(problems)
+    progress.close()
