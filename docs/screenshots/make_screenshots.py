@@ -15,7 +15,8 @@ touched.
 
 The segmented state uses the shipped default model, ``models/camvid-fastscnn.onnx``
 (trained from scratch on CamVid train; the samples are CamVid val images it never
-trained on). ``make_screenshots.py segmented`` or ``training`` takes only that state.
+trained on). ``make_screenshots.py segmented`` or ``training`` takes only that state; ``small`` takes the
+1280×800 shots (classes-1280.png, finetune-1280.png, batch-options.png, batch-1280.png).
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def main() -> int:
         return 0
     if sys.argv[1:] == ["segmented"]:
         segmented(app, tmp)
+        return 0
+    if sys.argv[1:] == ["small"]:
+        small_screen(app, tmp)
         return 0
 
     from segstudio.gui.main_window import MainWindow
@@ -255,6 +259,57 @@ def finetune(app: QApplication, tmp: Path) -> None:
     wait_until(app, lambda: not window.segment.running and window.segment.loaded is not None, 120_000)
     QTest.qWait(600)
     window.grab().save(str(HERE / "finetune.png"))
+    window.close()
+
+
+def small_screen(app: QApplication, tmp: Path) -> None:
+    """The window at 1280×800 (a laptop screen): the class panel (with a class selected, Delete… and the move
+    buttons) beside the Model panel, the sample street scenes segmented by the shipped default model; the
+    Fine-tune panel in the same place; then File ›
+    Batch Segment Folder… run on the sample folder, its non-modal progress window in front of the window that
+    stays usable."""
+    from PySide6.QtGui import QGuiApplication
+
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.panels import batch
+
+    batch.open_folder = lambda path: True  # no file manager under Xvfb
+    window = MainWindow()
+    window.move(0, 0)
+    window.resize(1280, 800)
+    window.show()
+    QTest.qWaitForWindowExposed(window)
+    window.open_samples()
+    wait_until(app, lambda: window.controller.current is not None)
+    wait_until(app, lambda: window.segment.loaded is not None, 120_000)
+    window.all_actions.model.segment.trigger()
+    wait_until(app, lambda: not window.segment.running, 120_000)
+    wait_until(app, lambda: len(window.files.model.thumbs) == len(window.files.model.entries))
+    window.tools.set_class(window.controller.classes.index_of("Car"))
+    window.canvas.fit_to_window()
+    QTest.qWait(400)
+    window.grab().save(str(HERE / "classes-1280.png"))
+    window.docks["training"].raise_()  # the Fine-tune panel, tabbed with the Model panel
+    QTest.qWait(300)
+    window.grab().save(str(HERE / "finetune-1280.png"))
+    window.docks["model"].raise_()
+    project = window.controller.project
+    dialog = window.model_commands.ask_batch()
+    dialog.input_edit.setText(str(project.image_path(project.images[0]).parent))
+    dialog.output_edit.setText(str(tmp / "batch-out"))
+    dialog.masks.setChecked(True)
+    QTest.qWait(300)
+    dialog.grab().save(str(HERE / "batch-options.png"))
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    progress = window.model_commands.batch_progress
+    assert progress is not None
+    wait_until(app, lambda: progress.outcome is not None, 300_000)
+    progress.move(window.x() + window.width() - progress.width() - 320, window.y() + 420)
+    QTest.qWait(500)
+    screen = QGuiApplication.primaryScreen()
+    screen.grabWindow(0, window.x(), window.y(), window.frameGeometry().width(),
+                      window.frameGeometry().height()).save(str(HERE / "batch-1280.png"))
+    progress.close()
     window.close()
 
 

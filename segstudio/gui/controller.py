@@ -1,4 +1,4 @@
-"""The document/controller layer: the open project, the image being edited, loading, autosave, classes.
+"""The document/controller layer: the open project, the image being edited, loading, autosave.
 
 :class:`ProjectController` owns the :class:`~segstudio.core.project.Project` and
 the open :class:`~segstudio.workspace.document.ImageDocument` objects. Everything slow
@@ -9,8 +9,9 @@ class, never to the project directly, so the model and training panels plug in
 through the same few methods: :meth:`set_prediction` (a prediction and its
 uncertainty for any image, saved with ``Project.save_prediction``),
 :meth:`show_prediction` (one already saved by a worker), :attr:`scores` (the
-images' uncertainty scores), :meth:`set_class_table` and :attr:`workers` for
-their own long work.
+images' uncertainty scores), :attr:`class_changes` (the class table's changes and
+their undo, :mod:`segstudio.gui.class_changes`) and :attr:`workers` for their own
+long work.
 
 Documents stay open (with their undo history) while they fit in
 ``cache_bytes``; the least recently used saved document is closed first, and
@@ -32,29 +33,22 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from segstudio.core import class_edits
 from segstudio.core.atomic import SaveError
-from segstudio.core.class_edits import ClassChange
-from segstudio.core.classes import RGB, ClassTable, mask_dtype, unlabelled_value
-from segstudio.core.editing.history import History
+from segstudio.core.classes import ClassTable, mask_dtype, unlabelled_value
 from segstudio.core.image_io import IMAGE_SUFFIXES
-from segstudio.core.masks import remap_lut, to_mask_dtype
 from segstudio.core.project import Project, ProjectError
-from segstudio.core.project_file import LABELS_DIR, PREDICTIONS_DIR, PROJECT_FILE, ImageEntry
-from segstudio.core.staged_remap import MaskRemap
+from segstudio.core.project_file import PROJECT_FILE, ImageEntry
 from segstudio.core.tasks import CancelToken
+from segstudio.gui.class_changes import ClassChanges
 from segstudio.gui.settings import app_data_dir
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace import opening
 from segstudio.workspace.document import ImageDocument, LoadedDocument, load_document
-from segstudio.workspace.model_choice import adopted
 from segstudio.workspace.opening import EmptyFolder
 from segstudio.workspace.uncertainty import UncertaintyScores, mean_score, save_uncertainty
 
 AUTOSAVE_MS = 1500
 CACHE_BYTES = 1536 * 1024 * 1024
-CLASS_UNDO_STEPS = 10
-"""How many class changes (deletions, merges, moves) can be undone."""
 
 
 def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
@@ -97,14 +91,12 @@ class ProjectController(QObject):
         self.new_classes: ClassTable = ClassTable()
         """The classes a project the app creates starts with (empty: the window asks for classes, or takes the
         chosen model's)."""
-        self.class_undo: list[ClassChange] = []
-        """Class changes that rewrote masks and can be undone, the latest last (see :meth:`undo`)."""
+        self.class_changes = ClassChanges(self)
+        """Add, rename, recolour, delete, merge, move and import classes, and undo those that rewrote masks."""
         self.project: Project | None = None
         self.scores: UncertaintyScores | None = None
         """The open project's uncertainty scores (see :mod:`segstudio.workspace.uncertainty`)."""
         self.current: ImageDocument | None = None
-        self.class_change_blockers: list[Callable[[], str | None]] = []
-        """Each returns why the classes cannot change now (e.g. a segmentation is writing masks), or None."""
         self.cache_bytes = cache_bytes
         self._docs: OrderedDict[str, ImageDocument] = OrderedDict()
         self._requested: str | None = None
@@ -209,7 +201,7 @@ class ProjectController(QObject):
         self.project = None
         self.scores = None
         self.current = None
-        self.class_undo.clear()
+        self.class_changes.undo_steps.clear()
         self._docs.clear()
         self._requested = None
         self.documentChanged.emit(None)
@@ -323,15 +315,14 @@ class ProjectController(QObject):
             if doc.session.undo() is not None:
                 self.note_edit()
             return
-        if self.class_undo:
-            self.undo_class_change()
+        self.class_changes.undo()
 
     def undo_text(self) -> str | None:
         """What Undo would undo now ("brush", "delete class 'Road'"), or None."""
         doc = self.current
         if doc is not None and doc.editable and doc.session.history.can_undo:
             return doc.session.history.undo_label
-        return self.class_undo[-1].what if self.class_undo else None
+        return self.class_changes.undo_text
 
     def redo(self) -> None:
         if self.current is not None and self.current.editable and self.current.session.redo() is not None:
@@ -348,6 +339,10 @@ class ProjectController(QObject):
     def unsaved_paths(self) -> set[str]:
         """The images whose label has edits not yet on disk."""
         return {d.path for d in self._docs.values() if d.dirty}
+
+    def open_documents(self) -> list[ImageDocument]:
+        """The images open now (with their undo history), the current one among them."""
+        return list(self._docs.values())
 
     def any_dirty(self) -> bool:
         return any(d.dirty for d in self._docs.values())
@@ -496,158 +491,6 @@ class ProjectController(QObject):
     def busy(self) -> bool:
         return self._busy
 
-    def add_class(self, name: str, colour: RGB | None = None) -> None:
-        self._change_classes(self.classes.added(name, colour))
-
-    def rename_class(self, index: int, name: str) -> None:
-        self._change_classes(self.classes.renamed(index, name))
-
-    def recolour_class(self, index: int, colour: RGB) -> None:
-        self._change_classes(self.classes.recoloured(index, colour))
-
-    def set_class_table(self, table: ClassTable, lut: np.ndarray | None = None) -> None:
-        """Replace the class table; ``lut[old index] = new index`` rewrites every mask (needed when
-        classes move or go). Labels and predictions stay whole; open images lose their undo history."""
-        self._change_classes(table, lut)
-
-    def delete_class(self, index: int, into: int | None = None) -> None:
-        """Delete class ``index``; its pixels in every label and prediction go to class ``into`` (a merge) or
-        become "not labelled" (None). A worker rewrites the files; Edit › Undo brings it all back.
-
-        Open images are rewritten in memory; their undo history starts afresh (its steps hold the old class
-        numbers), so the next Undo undoes this deletion.
-        """
-        if not 0 <= index < len(self.classes) or (into is not None and not 0 <= into < len(self.classes)):
-            return
-        self._rewrite(class_edits.deletion(self.classes, index, into))
-
-    def import_classes(self, table: ClassTable) -> None:
-        """Take the imported class table ``table`` (see :mod:`segstudio.workspace.class_import`): its classes in
-        its order and colours, the project's other classes after them; masks are renumbered by name."""
-        if not len(self.classes):
-            self.set_class_table(table)
-            return
-        merged, lut = adopted(self.classes, table)
-        if merged == self.classes:
-            self.message.emit("The project already has these classes in this order")
-            return
-        self.set_class_table(merged, None if np.array_equal(lut, np.arange(len(lut))) else lut)
-
-    def merge_classes(self, source: int, target: int) -> None:
-        """Merge class ``source`` into ``target`` in every mask (an undoable :meth:`delete_class`)."""
-        self.delete_class(source, target)
-
-    def move_class(self, index: int, to: int) -> None:
-        """Move class ``index`` to place ``to``: its number changes in every mask (undoable)."""
-        n = len(self.classes)
-        if index != to and 0 <= index < n and 0 <= to < n:
-            self._rewrite(class_edits.move(self.classes, index, to))
-
-    def undo_class_change(self) -> None:
-        """Undo the last class change that rewrote masks (see :meth:`delete_class`)."""
-        if self.class_undo:
-            self._rewrite(self.class_undo[-1], undoing=True)
-
-    def _rewrite(self, change: ClassChange, undoing: bool = False) -> None:
-        project = self.project
-        if project is None:
-            return
-
-        def work(cancel: CancelToken) -> None:
-            if undoing:
-                class_edits.undo(project, change)
-            else:
-                class_edits.apply(project, change)
-
-        def committed() -> None:
-            if undoing:
-                self.class_undo.remove(change)
-                self.message.emit(f"Undone: {change.what}")
-            else:
-                self.class_undo = [*self.class_undo[-(CLASS_UNDO_STEPS - 1):], change]
-                self.message.emit(f"Done: {change.what} (Edit › Undo brings it back)")
-
-        self._change_classes(change.before if undoing else change.after, None, work,
-                             change.backward if undoing else change.forward, committed)
-
-    def _change_classes(self, table: ClassTable, lut: np.ndarray | None = None,
-                        work: Callable[[CancelToken], None] | None = None, remap: MaskRemap | None = None,
-                        committed: Callable[[], None] | None = None) -> None:
-        """Change the class table: at once when no mask changes, else in a worker that rewrites every mask
-        (``work``, or ``lut``); the open documents follow the classes the project ends up with (``remap``
-        per mask). Only an undoable change (``committed``) keeps the class undo steps."""
-        project = self.project
-        if project is None or self._busy:
-            return
-        blocked = next((r for r in (f() for f in self.class_change_blockers) if r), None)
-        if blocked:
-            self.errorOccurred.emit("Cannot change the classes now", blocked)
-            return
-        if project.read_only:
-            self.errorOccurred.emit("Cannot change the classes", f"the project is {project.read_only_reason}")
-            return
-        old_n = len(project.classes)
-        if work is None and lut is None and mask_dtype(old_n) == mask_dtype(len(table)):
-            try:
-                project.set_classes(table)
-            except (ValueError, SaveError, ProjectError) as exc:
-                self.errorOccurred.emit("Cannot change the classes", str(exc))
-                return
-            self.class_undo.clear()  # an undo would bring back the table before this change too
-            self.classesChanged.emit(table)
-            return
-        errors = self.flush()
-        if errors:
-            self.errorOccurred.emit("Could not save", "\n".join(errors))
-            return
-        if remap is None:
-            full = remap_lut(lut if lut is not None else np.arange(min(old_n, len(table))), old_n, len(table))
-
-            def remap_by_lut(_folder: str, _rel: str, mask: np.ndarray) -> np.ndarray:
-                return full[to_mask_dtype(mask, old_n)]
-
-            remap = remap_by_lut
-        if work is None:
-            steps = lut if lut is not None else np.arange(old_n)
-
-            def work(cancel: CancelToken) -> None:
-                project.set_classes(table, steps)
-        self._set_busy(True)
-        self.message.emit("Rewriting the masks for the new classes…")
-        rewrite = remap
-
-        def follow() -> None:  # the open documents take the classes the project has now
-            for doc in self._docs.values():
-                name = doc.entry.label_name
-                doc.session.label = rewrite(LABELS_DIR, name, doc.session.label)
-                if doc.session.prediction is not None:
-                    doc.session.prediction = rewrite(PREDICTIONS_DIR, name, doc.session.prediction)
-                doc.session.history = History(max_bytes=doc.session.history.max_bytes)
-            if committed is not None:
-                committed()
-            else:
-                self.class_undo.clear()
-            self.classesChanged.emit(table)
-            if self.current is not None:
-                self.documentChanged.emit(self.current)
-
-        def done(_: object) -> None:
-            follow()
-            self._set_busy(False)
-
-        def failed(msg: str) -> None:
-            self._set_busy(False)
-            if project.classes == table:  # committed: only moving the rewritten masks in is unfinished
-                follow()
-                self.errorOccurred.emit("Classes changed, masks not all moved in",
-                                        f"{msg}\nThe new classes are saved; segstudio moves the remaining "
-                                        "rewritten masks in before the next label is saved, or when the project "
-                                        "is opened again.")
-                return
-            self.errorOccurred.emit("Cannot change the classes", f"{msg}\nNothing was changed.")
-
-        self.workers.start("change classes", work, on_finished=done, on_failed=failed)
-
     def project_job_blocked(self) -> str | None:
         """Why a job that rewrites the project's masks (a class change, an import) cannot start now, or None."""
         if self.project is None:
@@ -656,11 +499,13 @@ class ProjectController(QObject):
             return f"the project is {self.project.read_only_reason}"
         if self._busy:
             return "another change to the project is running"
-        return next((r for r in (f() for f in self.class_change_blockers) if r), None)
+        return self.class_changes.blocked()
 
     def set_busy(self, busy: bool) -> None:
-        """Hold the window still (no painting, no panels) while a project-wide job runs."""
-        self._set_busy(busy)
+        """Hold the window still (no painting, no panels) while a project-wide job runs (a class change, an
+        import)."""
+        self._busy = busy
+        self.busyChanged.emit(busy)
 
     def reload_from_disk(self) -> None:
         """Forget the open images and show the current one again as its files now hold it (after an import
@@ -677,7 +522,3 @@ class ProjectController(QObject):
         self.imagesChanged.emit(project)
         if path is not None and any(e.path == path for e in project.images):
             self.open_entry(path)
-
-    def _set_busy(self, busy: bool) -> None:
-        self._busy = busy
-        self.busyChanged.emit(busy)

@@ -68,6 +68,20 @@ def project_title(project: Project) -> str:
     return f"{project.image_folder.name} (read-only; project kept in {project.root})"
 
 
+RIGHT_DOCK_WIDTH = 260
+"""The starting width of the right-hand docks (classes, model, fine-tune); the class panel needs about this."""
+
+
+def scrolled(panel: QWidget) -> QScrollArea:
+    """``panel`` in a frameless scroll area: a panel taller than its dock scrolls rather than squeezing its
+    controls on top of each other or forcing the dock area's size."""
+    scroll = QScrollArea()
+    scroll.setWidget(panel)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    return scroll
+
+
 class MainWindow(QMainWindow):
     """segstudio's window. ``open_paths`` opens what the command line or a drop names."""
 
@@ -102,18 +116,13 @@ class MainWindow(QMainWindow):
         self.add_panel("classes", "Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         m = a.model
         self.model_panel = ModelPanel(self.segment, models_dir(), m.open_model, m.segment, m.segment_all, m.cancel)
-        self.add_panel("model", "Model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_panel("model", "Model", scrolled(self.model_panel), Qt.DockWidgetArea.RightDockWidgetArea)
         tr = a.training
         self.training_panel = TrainingPanel(self.training, tr.fine_tune, tr.stop, tr.evaluate)
         # a tab beside the model panel (the right side has room for two docks); raised when a run starts
-        scroll = QScrollArea()  # the panel is tall: it scrolls rather than forcing the dock area's size
-        scroll.setWidget(self.training_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.add_panel("training", "Fine-tune", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_panel("training", "Fine-tune", scrolled(self.training_panel), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["model"], self.docks["training"])
         self.docks["model"].raise_()
-        self.resizeDocks([self.docks["classes"], self.docks["model"]], [330, 430], Qt.Orientation.Vertical)
         self.model_commands = ModelCommands(self, self.segment, a, self.settings, models_dir())
         self.tool_options = ToolOptions()
         self._build_toolbars()
@@ -127,6 +136,7 @@ class MainWindow(QMainWindow):
         self.labels_dialogs: dict[str, LabelsDialog] = {}
         self._cursor: tuple[float, float] | None = None  # the image pixel under the pointer
         self._follow_class: tuple[str, int] | None = None  # a class being moved: (name, new place)
+        self._docks_unsized: bool = True  # no saved layout: the docks are sized when a project first shows them
         self.spin_focus = return_focus_to(self.canvas, [self.tool_options, self.training_panel, self.model_panel],
                                           self)
         self._wire_controller()
@@ -194,12 +204,13 @@ class MainWindow(QMainWindow):
         cp = self.class_panel
         cp.classSelected.connect(self.tools.set_class)
         cp.hiddenChanged.connect(self.canvas.set_hidden)
-        cp.addRequested.connect(c.add_class)
-        cp.renameRequested.connect(c.rename_class)
-        cp.recolourRequested.connect(c.recolour_class)
-        cp.deleteRequested.connect(c.delete_class)
+        changes = c.class_changes
+        cp.addRequested.connect(changes.add)
+        cp.renameRequested.connect(changes.rename)
+        cp.recolourRequested.connect(changes.recolour)
+        cp.deleteRequested.connect(changes.delete)
         cp.moveRequested.connect(self._move_class)
-        cp.importRequested.connect(c.import_classes)
+        cp.importRequested.connect(changes.import_table)
         self.canvas.cursorMoved.connect(self._cursor_moved)
         self.canvas.zoomChanged.connect(self.status.show_zoom)
 
@@ -336,6 +347,12 @@ class MainWindow(QMainWindow):
         # the welcome page stands alone; panels and tool bars come with a project
         for w in [*self.docks.values(), *self.toolbars]:
             w.setVisible(project is not None)
+        if project is not None and self._docks_unsized:  # their first showing, with no saved layout
+            self._docks_unsized = False
+            # narrow, so the canvas keeps its room; the Model and Fine-tune panels fit it beside a vertical scroll
+            # bar (tests/gui/test_layout.py)
+            self.resizeDocks([self.docks["classes"]], [RIGHT_DOCK_WIDTH], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.docks["classes"], self.docks["model"]], [330, 430], Qt.Orientation.Vertical)
         if project is None:
             self.stack.setCurrentWidget(self.welcome)
             self._show_document(None)
@@ -379,7 +396,7 @@ class MainWindow(QMainWindow):
 
     def _move_class(self, index: int, to: int) -> None:
         self._follow_class = (self.controller.classes[index].name, to)
-        self.controller.move_class(index, to)
+        self.controller.class_changes.move(index, to)
 
     def _classes_changed(self, classes: ClassTable) -> None:
         follow, self._follow_class = self._follow_class, None
@@ -552,6 +569,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        self._docks_unsized = state is None
         self.tools.set_radius(s.brush_radius())
         self._set_opacity(s.opacity())
         self.all_actions.view.outline.setChecked(s.outline())

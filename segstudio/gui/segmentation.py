@@ -80,7 +80,7 @@ class SegmentController(QObject):
         self._domain_said: set[tuple[str, str]] = set()  # (project folder, model id) warned about
         controller.projectChanged.connect(self._project_changed)
         controller.classesChanged.connect(lambda _table: self._refit())
-        controller.class_change_blockers.append(
+        controller.class_changes.blockers.append(
             lambda: "a segmentation is writing predictions: wait for it, or cancel it" if self.running else None)
 
     # ------------------------------------------------------------------ state
@@ -250,7 +250,7 @@ class SegmentController(QObject):
         if (self.loaded is not None and project is not None and not len(project.classes) and not project.read_only
                 and len(self.loaded.card.classes)):
             # a new project without classes starts with the chosen model's (no extras, nothing to rewrite)
-            self.controller.set_class_table(self.loaded.card.classes)
+            self.controller.class_changes.set_table(self.loaded.card.classes)
             if len(self.controller.classes):
                 return  # classesChanged refits
         self.fit = (fit_classes(self.loaded.card.classes, project.classes)
@@ -262,13 +262,13 @@ class SegmentController(QObject):
         """Append the model's classes the project lacks (existing labels keep their indices)."""
         if self.loaded is not None and self.controller.project is not None:
             table = with_missing_added(self.controller.classes, self.loaded.card.classes)
-            self.controller.set_class_table(table)
+            self.controller.class_changes.set_table(table)
 
     def adopt_model_classes(self) -> None:
         """Take the model's class table (the project's other classes after it); every mask is rewritten."""
         if self.loaded is not None and self.controller.project is not None:
             table, lut = adopted(self.controller.classes, self.loaded.card.classes)
-            self.controller.set_class_table(table, lut)
+            self.controller.class_changes.set_table(table, lut)
 
     # ------------------------------------------------------------------ segmenting
     def segment_current(self) -> bool:

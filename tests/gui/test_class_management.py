@@ -54,7 +54,7 @@ def test_moving_a_class_renumbers_the_masks_and_keeps_it_selected(qtbot, window:
                                                                    image_folder: Path) -> None:
     open_and_wait(qtbot, window, image_folder)
     c = window.controller
-    c.add_class("car")
+    c.class_changes.add("car")
     paint_class(qtbot, window, 2)
     window.class_panel.set_current(2)
     window.class_panel.up_button.click()

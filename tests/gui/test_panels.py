@@ -149,7 +149,7 @@ def test_merging_classes_rewrites_masks_in_a_worker(qtbot, window: MainWindow, i
                                                    monkeypatch) -> None:
     open_and_wait(qtbot, window, image_folder)
     c = window.controller
-    c.add_class("car")
+    c.class_changes.add("car")
     window.canvas.set_zoom(2.0)
     window.canvas.centerOn(80, 60)
     window.tools.set_class(2)

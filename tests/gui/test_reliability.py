@@ -60,7 +60,7 @@ def test_a_project_open_elsewhere_opens_read_only_and_saves_nothing(qtbot, windo
 def test_a_failed_merge_changes_nothing_in_the_window_or_on_disk(qtbot, window: MainWindow, image_folder: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     open_and_wait(qtbot, window, image_folder)
-    window.controller.add_class("extra")
+    window.controller.class_changes.add("extra")
     drag(qtbot, window, [(10, 10), (60, 60)])
     wait_saved(qtbot, window)
     doc = window.controller.current
@@ -74,7 +74,7 @@ def test_a_failed_merge_changes_nothing_in_the_window_or_on_disk(qtbot, window: 
         real(src, dst)
 
     monkeypatch.setattr(os, "replace", disk_full_for_the_project_file)
-    window.controller.merge_classes(1, 0)
+    window.controller.class_changes.merge(1, 0)
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=10_000)
     monkeypatch.undo()
     box = window._last_box

@@ -157,7 +157,7 @@ def test_cancel_segment_all_keeps_what_is_done(qtbot, window: MainWindow, tmp_pa
     qtbot.waitUntil(lambda: any(d >= 1 for d in done), timeout=60_000)
     errors: list[str] = []
     window.controller.errorOccurred.connect(lambda title, text: errors.append(text))
-    window.controller.add_class("late")  # classes cannot change under a running segmentation
+    window.controller.class_changes.add("late")  # classes cannot change under a running segmentation
     assert window.controller.classes.names == TOY_CLASSES and "segmentation is writing" in errors[0]
     window._last_box.close()
     with qtbot.waitSignal(window.segment.runEnded, timeout=60_000) as ended:

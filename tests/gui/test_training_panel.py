@@ -264,6 +264,34 @@ def test_without_the_training_engine_the_panel_says_why(qtbot, window: MainWindo
     assert not window.training_panel.start() and window.training.process is None
 
 
+def test_the_loading_status_clears_as_soon_as_training_can_start(qtbot, window: MainWindow, painted: Path,
+                                                                   start_model: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """"The training engine is still loading" is said only while it is true: once the engine has loaded (Ctrl+T
+    works), the panel's status says training is ready."""
+    import threading
+
+    from segstudio.gui import training_run
+
+    gate = threading.Event()
+    real = training_run.recipe_defaults
+
+    def slow_defaults(start: object, cancel: object) -> TrainSettings:
+        gate.wait(30)
+        return real(start, cancel)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("segstudio.gui.training_run.recipe_defaults", slow_defaults)
+    open_and_wait(qtbot, window, painted)
+    choose_model(qtbot, window, start_model, backend="cpu-torch")
+    panel, action = window.training_panel, window.all_actions.training.fine_tune
+    qtbot.waitUntil(lambda: bool(window.workers.running("training defaults")), timeout=10_000)
+    assert not action.isEnabled() and "still loading" in panel.status.text()
+    gate.set()
+    qtbot.waitUntil(action.isEnabled, timeout=TIMEOUT)
+    assert "still loading" not in panel.status.text() and "Not running" not in panel.status.text()
+    assert "Ready" in panel.status.text() and "Ctrl+T" in panel.status.text()
+
+
 def test_the_plot_skips_unknown_losses(qtbot) -> None:
     plot = TrainingPlot()
     qtbot.addWidget(plot)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QEvent, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -48,6 +48,14 @@ from segstudio.inference.batch_record import OtherModelError
 from segstudio.inference.model_file import MissingCardError
 from segstudio.inference.predictor import Predictor
 from segstudio.workspace.model_choice import BACKENDS
+
+
+def fit_wrapped_text(window: QWidget) -> None:
+    """Give ``window`` at least the height its wrapped text needs at its width: a window's minimum height counts
+    a word-wrapped label as one line, so ``resize(w, 0)``, or a text that grows, would squeeze its rows."""
+    need = window.heightForWidth(window.width())
+    if need > window.height():
+        window.resize(window.width(), need)
 
 
 def open_folder(path: Path) -> bool:
@@ -168,6 +176,13 @@ class BatchDialog(QDialog):
         layout.addWidget(self.problem_label)
         layout.addWidget(buttons)
         self.resize(620, 0)
+        fit_wrapped_text(self)
+
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.Type.LayoutRequest:  # a problem shown below the options
+            fit_wrapped_text(self)
+        return handled
 
     @staticmethod
     def _with_browse(field_widget: QWidget, browse: Any) -> QWidget:
@@ -268,10 +283,17 @@ class BatchProgressDialog(QDialog):
             layout.addWidget(w)
         layout.addLayout(buttons)
         self.resize(560, 0)
+        fit_wrapped_text(self)
         self.workers = workers
         self.overwrite_question: QMessageBox | None = None
         """Shown when the output folder holds another model's results: replace them, or stop."""
         self.task: Task = self._start(request)
+
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.Type.LayoutRequest:  # a longer state line, the errors list shown
+            fit_wrapped_text(self)
+        return handled
 
     def _start(self, request: BatchRequest) -> Task:
         # Callbacks of an earlier task (one that ended with the question) must not touch this run.

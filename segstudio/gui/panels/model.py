@@ -109,7 +109,7 @@ class ModelPanel(QWidget):
         self.choices = QStandardItemModel(self)
         self.model_combo = QComboBox()
         self.model_combo.setModel(self.choices)
-        self.model_combo.setMinimumContentsLength(14)
+        self.model_combo.setMinimumContentsLength(10)  # the dock stays narrow; the list shows whole names
         self.model_combo.setToolTip("The active model: shipped, opened, or trained in this project")
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.activated.connect(self._combo_chosen)
@@ -123,7 +123,7 @@ class ModelPanel(QWidget):
         self.backend_combo = QComboBox()
         self.backend_combo.setModel(self.backends)
         # a fixed width hint: texts that change (availability) must not make the dock, and the canvas, jump
-        self.backend_combo.setMinimumContentsLength(14)
+        self.backend_combo.setMinimumContentsLength(12)
         self.backend_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.backend_combo.activated.connect(
             lambda row: segment.set_backend(str(self.backends.item(row).data(ChoiceRole))))
@@ -132,7 +132,7 @@ class ModelPanel(QWidget):
 
         self.card = QTextBrowser()
         self.card.setOpenLinks(False)
-        self.card.setMinimumHeight(110)
+        self.card.setMinimumHeight(90)  # it scrolls; below it the panel scrolls (it sits in a scroll area)
 
         self.fit_label = QLabel()
         self.fit_label.setWordWrap(True)
@@ -154,11 +154,12 @@ class ModelPanel(QWidget):
         fit_layout.addLayout(fit_buttons)
 
         self.segment_button = _action_button(segment_action, "Segment")
-        self.segment_all_button = _action_button(segment_all, "Segment all unlabelled")
+        self.segment_all_button = _action_button(segment_all, "Segment unlabelled")
         self.cancel_button = _action_button(cancel, "Cancel")
         self.progress = QProgressBar()
         self.run_text = QLabel()
         self.run_text.setWordWrap(True)
+        self.run_text.setVisible(False)  # an empty line would leave a gap above the class fit
 
         row = QHBoxLayout()
         row.addWidget(self.model_combo, 1)
@@ -181,11 +182,13 @@ class ModelPanel(QWidget):
         layout.addLayout(row)
         layout.addLayout(backend_row)
         layout.addWidget(self.active)
-        layout.addWidget(self.card, 1)
-        layout.addWidget(self.fit_box)
+        # the controls first and the card last: on a short screen the card shrinks, and what is cut off (the
+        # panel scrolls) is the end of the card's text, never Segment or the class fit
         layout.addLayout(buttons)
         layout.addWidget(self.progress_row)
         layout.addWidget(self.run_text)
+        layout.addWidget(self.fit_box)
+        layout.addWidget(self.card, 1)
 
         s = segment
         s.choiceChanged.connect(lambda _c: self.refresh())
@@ -349,8 +352,12 @@ class ModelPanel(QWidget):
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
-        self.run_text.setText(text)
+        self._say(text)
 
     def _run_ended(self, text: str) -> None:
         self.progress_row.setVisible(False)
+        self._say(text)
+
+    def _say(self, text: str) -> None:
         self.run_text.setText(text)
+        self.run_text.setVisible(bool(text))

@@ -92,7 +92,7 @@ class TrainingPanel(QWidget):
             self.target.setItemData(self.target.count() - 1, preset.description, Qt.ItemDataRole.ToolTipRole)
         for name in net_names():
             self.target.addItem(f"{get_spec(name).title} ({name}) from scratch", ModelChoice.untrained(name).to_json())
-        self.target.setMinimumContentsLength(14)
+        self.target.setMinimumContentsLength(12)  # the dock stays narrow; the list shows whole names
         self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.target.activated.connect(
             lambda _row: training.set_target(ModelChoice.from_json(self.target.currentData())))
@@ -110,22 +110,27 @@ class TrainingPanel(QWidget):
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1.0)
         self.lr.setSingleStep(1e-4)
-        self.freeze = QCheckBox("Decoder and head only")
-        self.freeze.setToolTip("Partial freezing: the encoder keeps its weights (fine-tuning)")
+        self.freeze = QCheckBox("Freeze the encoder")
+        self.freeze.setToolTip("Partial freezing: only the decoder and the head learn; the encoder keeps its "
+                               "weights (fine-tuning)")
         self.loss = QComboBox()
         self.loss.addItems(list(LOSSES))
         self.mode = QComboBox()
+        self.mode.setMinimumContentsLength(12)
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         for key, title in MODES.items():
             self.mode.addItem(title, key)
         self.mode.setToolTip("Rounds: train for the set length, then judge the new version on the held-out "
                              "corrections. Continuous: train until stopped; new corrections join within seconds "
                              "and every better version is swapped in while you paint.")
         form = QFormLayout()
+        # in a dock narrower than label + field, a field goes under its label rather than out of sight
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Train", self.target)
         form.addRow("Mode", self.mode)
         form.addRow("Length", length_row)
         form.addRow("Learning rate", self.lr)
-        form.addRow("Freeze encoder", self.freeze)
+        form.addRow(self.freeze)
         form.addRow("Loss", self.loss)
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
@@ -140,8 +145,9 @@ class TrainingPanel(QWidget):
         self.stop_button = _action_button(stop, "Stop")
         self.evaluate_button = _action_button(evaluate, "How good is it?")
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.evaluate_button):
+        for b in (self.start_button, self.stop_button):
             buttons.addWidget(b)
+        buttons.addStretch(1)
         self.plot = TrainingPlot()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -182,6 +188,7 @@ class TrainingPanel(QWidget):
                       self.estimate):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)  # as the Model panel: the form's fields fit the narrowest dock
         layout.addLayout(form)
         layout.addWidget(self.start_point)
         layout.addWidget(self.estimate)
@@ -195,6 +202,10 @@ class TrainingPanel(QWidget):
         heading.setWordWrap(True)
         heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(heading)
+        evaluate_row = QHBoxLayout()  # beside its tables (three buttons in one row made the dock too wide)
+        evaluate_row.addWidget(self.evaluate_button)
+        evaluate_row.addStretch(1)
+        layout.addLayout(evaluate_row)
         layout.addWidget(self.rounds)
         layout.addWidget(self.report_title)
         layout.addWidget(self.images, 3)
@@ -283,8 +294,11 @@ class TrainingPanel(QWidget):
         self.verdict_box.setVisible(bool(self.verdict.text()) and (self.accept_button.isVisible()
                                                                    or self.back_button.isVisible()
                                                                    or last is not None))
-        if not t.running and reason is not None and t.last_event is None:
-            self.status.setText(f"Not running: {reason}")
+        if not t.running and t.last_event is None:
+            # a reason that no longer holds (the engine has loaded, an image is labelled) must not stay on screen
+            self.status.setText(f"Not running: {reason}" if reason is not None else
+                                f"Ready: {self.start_action.text().replace('&', '')} "
+                                f"({self.start_action.shortcut().toString()}) trains on the labelled images")
 
     def reset(self) -> None:
         """A project was opened: nothing of the previous one's runs stays on screen."""
