@@ -160,7 +160,7 @@ def test_segment_works_without_torch(tmp_path: Path, random_model_file: Path,
                               "--overlay"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert "onnxruntime" in res.stderr
-    assert sorted(p.name for p in (tmp_path / "out").glob("?.png")) == ["0.png", "1.png", "2.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "masks").glob("?.png")) == ["0.png", "1.png", "2.png"]
     # A .safetensors model works too once its export is cached; without the cache the message says why.
     fresh = _copy(random_model_file, tmp_path / "fresh")
     res = _run_without_torch(["segment", str(images), "-o", str(tmp_path / "out2"), "--model", str(fresh)],
@@ -170,7 +170,7 @@ def test_segment_works_without_torch(tmp_path: Path, random_model_file: Path,
     res = _run_without_torch(["segment", str(images), "-o", str(tmp_path / "out2"), "--model", str(fresh)],
                              tmp_path)
     assert res.returncode == 0, res.stderr
-    assert len(list((tmp_path / "out2").glob("*.png"))) == 3
+    assert len(list((tmp_path / "out2" / "masks").glob("*.png"))) == 3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
