@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if last.kind == "finished" and last.model_path:
         card = load_card(last.model_path)
         if card.metrics:
-            result["per_class_iou"] = card.metrics[-1].get("per_class")
+            result["per_class_iou"] = next((m["per_class"] for m in reversed(card.metrics) if m.get("per_class")),
+                                           None)
     print()
     print("| network | status | epochs | steps | wall (all sessions) | img/s | best val mIoU | device |")
     print("|---|---|---:|---:|---:|---:|---:|---|")

@@ -16,7 +16,7 @@ Edit › Undo undoes the class change itself. A change that renumbers nothing
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +32,6 @@ from segstudio.core.staged_remap import MaskRemap
 from segstudio.core.tasks import CancelToken
 from segstudio.workspace.model_choice import adopted
 
-if TYPE_CHECKING:
-    from segstudio.gui.controller import ProjectController
-
 UNDO_STEPS = 10
 """How many class changes (deletions, merges, moves) can be undone."""
 
@@ -42,8 +39,10 @@ UNDO_STEPS = 10
 class ClassChanges:
     """The class changes of one controller's open project and the undo steps of those that rewrote masks."""
 
-    def __init__(self, controller: ProjectController) -> None:
+    def __init__(self, controller: Any) -> None:
         self.controller = controller
+        """The :class:`~segstudio.gui.controller.ProjectController` that owns this (typed loosely: the
+        controller imports this module, and importing it back, even for type checking, would be a cycle)."""
         self.undo_steps: list[ClassChange] = []
         """Class changes that rewrote masks and can be undone, the latest last (see :meth:`undo`)."""
         self.blockers: list[Callable[[], str | None]] = []
