@@ -16,7 +16,8 @@ touched.
 The segmented state uses the shipped default model, ``models/camvid-fastscnn.onnx``
 (trained from scratch on CamVid train; the samples are CamVid val images it never
 trained on). ``make_screenshots.py segmented`` or ``training`` takes only that state; ``small`` takes the
-1280×800 shots (classes-1280.png, finetune-1280.png, batch-options.png, batch-1280.png).
+1280×800 shots (classes-1280.png, finetune-1280.png, batch-options.png, batch-1280.png); ``large`` the same at
+1920×1080 (classes-1920.png, finetune-1920.png, batch-1920.png).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def main() -> int:
         return 0
     if sys.argv[1:] == ["small"]:
         small_screen(app, tmp)
+        return 0
+    if sys.argv[1:] == ["large"]:
+        small_screen(app, tmp, (1920, 1080))
         return 0
 
     from segstudio.gui.main_window import MainWindow
@@ -254,7 +258,7 @@ def finetune(app: QApplication, tmp: Path) -> None:
     settings.length = SECONDS[0]
     window.training_panel.set_settings(settings)
     window.controller.message.connect(lambda text: print(text, flush=True))
-    QTest.keyClick(window.canvas.viewport(), Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+    window.all_actions.training.fine_tune.trigger()  # Ctrl+T (a shortcut needs an active window: no WM here)
     wait_until(app, lambda: window.training.last_round is not None, 900_000)
     wait_until(app, lambda: not window.segment.running and window.segment.loaded is not None, 120_000)
     QTest.qWait(600)
@@ -262,8 +266,8 @@ def finetune(app: QApplication, tmp: Path) -> None:
     window.close()
 
 
-def small_screen(app: QApplication, tmp: Path) -> None:
-    """The window at 1280×800 (a laptop screen): the class panel (with a class selected, Delete… and the move
+def small_screen(app: QApplication, tmp: Path, size: tuple[int, int] = (1280, 800)) -> None:
+    """The window at 1280×800 (a laptop screen; ``size`` (1920, 1080) for a desktop one, ``large``): the class panel (with a class selected, Delete… and the move
     buttons) beside the Model panel, the sample street scenes segmented by the shipped default model; the
     Fine-tune panel in the same place; then File ›
     Batch Segment Folder… run on the sample folder, its non-modal progress window in front of the window that
@@ -276,7 +280,7 @@ def small_screen(app: QApplication, tmp: Path) -> None:
     batch.open_folder = lambda path: True  # no file manager under Xvfb
     window = MainWindow()
     window.move(0, 0)
-    window.resize(1280, 800)
+    window.resize(*size)
     window.show()
     QTest.qWaitForWindowExposed(window)
     window.open_samples()
@@ -288,10 +292,10 @@ def small_screen(app: QApplication, tmp: Path) -> None:
     window.tools.set_class(window.controller.classes.index_of("Car"))
     window.canvas.fit_to_window()
     QTest.qWait(400)
-    window.grab().save(str(HERE / "classes-1280.png"))
+    window.grab().save(str(HERE / f"classes-{size[0]}.png"))
     window.docks["training"].raise_()  # the Fine-tune panel, tabbed with the Model panel
     QTest.qWait(300)
-    window.grab().save(str(HERE / "finetune-1280.png"))
+    window.grab().save(str(HERE / f"finetune-{size[0]}.png"))
     window.docks["model"].raise_()
     project = window.controller.project
     dialog = window.model_commands.ask_batch()
@@ -299,7 +303,8 @@ def small_screen(app: QApplication, tmp: Path) -> None:
     dialog.output_edit.setText(str(tmp / "batch-out"))
     dialog.masks.setChecked(True)
     QTest.qWait(300)
-    dialog.grab().save(str(HERE / "batch-options.png"))
+    if size[0] == 1280:
+        dialog.grab().save(str(HERE / "batch-options.png"))
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     progress = window.model_commands.batch_progress
     assert progress is not None
@@ -308,7 +313,7 @@ def small_screen(app: QApplication, tmp: Path) -> None:
     QTest.qWait(500)
     screen = QGuiApplication.primaryScreen()
     screen.grabWindow(0, window.x(), window.y(), window.frameGeometry().width(),
-                      window.frameGeometry().height()).save(str(HERE / "batch-1280.png"))
+                      window.frameGeometry().height()).save(str(HERE / f"batch-{size[0]}.png"))
     progress.close()
     window.close()
 

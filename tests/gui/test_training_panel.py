@@ -88,6 +88,7 @@ def test_a_short_fine_tune_makes_a_new_active_version_and_resegments(qtbot, wind
     r = window.training.last_round
     assert r is not None and r.activated and r.held_out == ["scene01.png"]
     assert "is active" in panel.verdict.text() and panel.back_button.isVisible()
+    assert "judging" not in panel.status.text() and "now active" in panel.status.text()
     version = VersionRegistry.load(painted).find(new)
     assert version is not None and version.status == "accepted" and version.trained_from == "toy.safetensors"
     # the model list shows where it came from
@@ -350,6 +351,7 @@ def test_a_worse_candidate_is_not_activated(qtbot, window: MainWindow, painted: 
     assert r.before.miou > r.after.miou
     assert window.segment.choice.path == str(start_model)  # the active model stays
     assert "candidate" in panel.verdict.text() and panel.accept_button.isVisible()
+    assert "kept as a candidate" in panel.status.text()
     assert panel.rounds.item(0, 3).text() == "candidate"
     version = VersionRegistry.load(painted).find(r.model_after)
     assert version is not None and version.status == "candidate"

@@ -345,6 +345,9 @@ class TrainingPanel(QWidget):
         else:
             self.verdict.setText(f'<b style="color:#c62828">{name} is a candidate, not active</b>: '
                                  f"{html.escape(r.verdict)}")
+        # the "judging … on the held-out corrections" line is over
+        self.status.setText(f"Judged {Path(r.model_after).name}: "
+                            + ("now active." if r.activated else "kept as a candidate (see below)."))
         self.update_state()
 
     def _accept(self) -> None:
