@@ -267,7 +267,8 @@ def finetune(app: QApplication, tmp: Path) -> None:
 
 
 def small_screen(app: QApplication, tmp: Path, size: tuple[int, int] = (1280, 800)) -> None:
-    """The window at 1280×800 (a laptop screen; ``size`` (1920, 1080) for a desktop one, ``large``): the class panel (with a class selected, Delete… and the move
+    """The window at 1280×800 (a laptop screen; ``size`` (1920, 1080) for a desktop one, ``large``): the class
+    panel (with a class selected, Delete… and the move
     buttons) beside the Model panel, the sample street scenes segmented by the shipped default model; the
     Fine-tune panel in the same place; then File ›
     Batch Segment Folder… run on the sample folder, its non-modal progress window in front of the window that
