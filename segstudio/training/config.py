@@ -88,6 +88,10 @@ class TrainConfig:
     """BatchNorm statistics: ``train`` updates them from every batch; ``frozen`` keeps the model's running
     statistics (BatchNorm layers in eval mode, their scale and shift still learn); ``auto``: frozen when
     fine-tuning with batches of fewer than :data:`FROZEN_BN_BELOW` images, whose statistics are too noisy."""
+    keep_start: float = 0.0
+    """Fine-tuning: weight of the soft target that keeps the starting model's predictions where nothing is
+    labelled, and judge held-out images with sparse labels partly by agreement with it there
+    (:mod:`segstudio.training.keep_start`); 0 turns both off. Only when the model's classes are the data's."""
     validate_start: bool | None = None
     """Score the starting weights on the validation set before the first step, so that the best weights —
     what is written — are never worse there than the start. None: when fine-tuning."""
@@ -166,6 +170,8 @@ class TrainConfig:
             raise ValueError(f"in_channels is 1 or 3, got {self.in_channels}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError("ema_decay is in (0, 1)")
+        if self.keep_start < 0:
+            raise ValueError(f"keep_start is a weight (0 or more), got {self.keep_start}")
         if self.batchnorm not in ("auto", "train", "frozen"):
             raise ValueError(f"batchnorm is auto, train or frozen, got {self.batchnorm!r}")
         for name in ("val_every_s", "refresh_every_s"):
@@ -346,6 +352,7 @@ def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, 
         min_lr_ratio=0.1,
         clip_grad_norm=5.0,
         batchnorm="auto",
+        keep_start=5.0,
         validate_start=True,
         val_every_epochs=0.0,
         val_every_s=15.0,

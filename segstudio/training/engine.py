@@ -46,6 +46,7 @@ from segstudio.training.curves import write_curves
 from segstudio.training.data import DataError, DataSpec, ProjectData, TrainData, load_data, load_project
 from segstudio.training.distributed import SINGLE_PROCESS, DistContext
 from segstudio.training.evaluate import score_samples
+from segstudio.training.keep_start import HeldOutScore, StartModel, judge, sparse_batch
 from segstudio.training.losses import SegLoss, median_frequency_weights
 from segstudio.training.netsetup import EMA, parameter_groups, set_encoder_trainable
 from segstudio.training.outputs import (
@@ -180,6 +181,9 @@ class _Run:
         if self.cuda:
             torch.backends.cudnn.benchmark = True
         self.frozen_bn = config.frozen_batchnorm()
+        self.start_model = (StartModel(self.model, config.keep_start)
+                            if config.keep_start > 0 and config.init_model and not self.net.head_rebuilt else None)
+        self._start_predictor: Predictor | None = None
         self._train_mode()
         # Under torchrun the training forward goes through DDP; self.model stays the plain module.
         self.model, self.train_model = dist.wrap(self.model, self.device,
@@ -470,7 +474,7 @@ class _Run:
             model = copy.deepcopy(self.eval_model())
             model.load_state_dict(s.best_weights)
             predictor = self.net.predictor(model, self.device, self.precision)
-        miou = score_samples(predictor, self.data.val, self.cancel).miou
+        miou = self._judge(predictor, self.data.val).score
         s.best_miou = None if np.isnan(miou) else float(miou)
         s.since_best = 0
 
@@ -516,6 +520,8 @@ class _Run:
         else:
             outputs = self.train_model(batch.x)
         loss, _ = loss_fn(outputs, batch.y, batch.complete)
+        if self.start_model is not None and sparse_batch(batch.y, self.data.ignore_index):
+            loss = loss + self.start_model.loss(outputs, batch.x, batch.y, self.data.ignore_index, self.autocast)
         batch_loss = self.dist.mean(loss.detach())  # the global batch's, the same on every rank
         if not self.cuda and not torch.isfinite(batch_loss):  # free on the CPU; on CUDA see _record_loss
             self._record_loss(s.step + 1, batch_loss)
@@ -583,13 +589,18 @@ class _Run:
         predictor = self.net.predictor(model, self.device, self.precision)
         uncertainties: list[float] = []
         try:
-            metrics = score_samples(predictor, samples if samples is not None else self.data.val, self.cancel,
-                                    uncertainties=uncertainties)
+            if samples is None:  # the held-out images: the judgement (keep_start.judge)
+                held_out = self._judge(predictor, self.data.val, uncertainties)
+                metrics, score = held_out.labelled, held_out.score
+                what = f"{what}: {held_out.describe()}"
+            else:
+                metrics = score_samples(predictor, samples, self.cancel, uncertainties=uncertainties)
+                score = metrics.miou
         finally:
             self._train_mode()
         s.last_val_time = time.monotonic()
         s.last_val_uncertainty = float(np.mean(uncertainties)) if uncertainties else None
-        miou = self.dist.decide(metrics.miou)[0]  # rank 0's, so that every rank takes the same decisions
+        miou = self.dist.decide(score)[0]  # rank 0's, so that every rank takes the same decisions
         per_class = metrics.as_dict(self.data.classes.names)["per_class_iou"]
         if samples is None and not np.isnan(miou):
             s.val_history.append((s.step, float(miou)))
@@ -610,6 +621,14 @@ class _Run:
         self._log(ev)
         self.log.flush()
         return ev
+
+    def _judge(self, predictor: Predictor, samples: list, uncertainties: list[float] | None = None) -> HeldOutScore:
+        """The held-out judgement of ``predictor`` (with the starting model's predictions where labels are
+        sparse, when there is a starting model to keep)."""
+        start = self.start_model
+        if start is not None and self._start_predictor is None:
+            self._start_predictor = self.net.predictor(start.module, self.device, self.precision)
+        return judge(predictor, samples, start, self._start_predictor, self.cancel, uncertainties)
 
     def _cancelled(self) -> Iterator[TrainEvent]:
         self._save_checkpoint()
