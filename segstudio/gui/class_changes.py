@@ -16,6 +16,7 @@ Edit › Undo undoes the class change itself. A change that renumbers nothing
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,6 @@ from segstudio.core import class_edits
 from segstudio.core.atomic import SaveError
 from segstudio.core.class_edits import ClassChange
 from segstudio.core.classes import RGB, ClassTable, mask_dtype
-from segstudio.core.editing.history import History
 from segstudio.core.masks import remap_lut, to_mask_dtype
 from segstudio.core.project import ProjectError
 from segstudio.core.project_file import LABELS_DIR, PREDICTIONS_DIR
@@ -182,10 +182,7 @@ class ClassChanges:
         def follow() -> None:  # the open documents take the classes the project has now
             for doc in c.open_documents():
                 name = doc.entry.label_name
-                doc.session.label = rewrite(LABELS_DIR, name, doc.session.label)
-                if doc.session.prediction is not None:
-                    doc.session.prediction = rewrite(PREDICTIONS_DIR, name, doc.session.prediction)
-                doc.session.history = History(max_bytes=doc.session.history.max_bytes)
+                doc.follow_class_change(partial(rewrite, LABELS_DIR, name), partial(rewrite, PREDICTIONS_DIR, name))
             if committed is not None:
                 committed()
             else:

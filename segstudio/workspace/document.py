@@ -14,7 +14,7 @@ import numpy as np
 
 from segstudio.core.classes import mask_dtype, unlabelled_value
 from segstudio.core.editing.history import History
-from segstudio.core.editing.session import EditSession
+from segstudio.core.editing.session import EditSession, MaskMap
 from segstudio.core.image_io import ImageReadError, LoadedImage, read_image
 from segstudio.core.project import Project
 from segstudio.core.project_file import ImageEntry
@@ -149,6 +149,16 @@ class ImageDocument:
             raise ValueError(f"uncertainty {uncertainty.shape} does not match the image {self.shape}")
         self.uncertainty = to_uint8(uncertainty) if uncertainty is not None else None
         self.session.set_prediction(labels)  # repaints; the label's version stays
+
+    def follow_class_change(self, label: MaskMap, prediction: MaskMap) -> None:
+        """Renumber the label and prediction as a class change renumbered this image's files (``label``,
+        ``prediction``: see :meth:`EditSession.remap`). The undo history starts afresh: its steps hold the old
+        numbers, and Edit › Undo must reach the class change itself. A label that was saved stays saved (its
+        file went through the same change)."""
+        saved = not self.dirty
+        self.session.remap(label, prediction, keep_history=False)
+        if saved:
+            self.saved_version = self.version
 
     def has_labels(self) -> bool:
         return bool((self.session.label != unlabelled_value(self.session.label.dtype)).any())
