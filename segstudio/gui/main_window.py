@@ -38,6 +38,7 @@ from segstudio.gui.controller import ProjectController
 from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
 from segstudio.gui.focus import return_focus_to
 from segstudio.gui.model_commands import ModelCommands
+from segstudio.gui.notifier import Notifier
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
 from segstudio.gui.panels.help import ShortcutsDialog
@@ -89,9 +90,10 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or AppSettings()
         self.workers = WorkerPool(self)
-        self.controller = ProjectController(self.workers, self)
-        self.segment = SegmentController(self.controller, self.settings, self)
-        self.training = TrainingController(self.segment, self)
+        self.notifier = Notifier(self)
+        self.controller = ProjectController(self.workers, self.notifier, self)
+        self.segment = SegmentController(self.controller, self.notifier, self.settings, self)
+        self.training = TrainingController(self.segment, self.notifier, self)
         self.all_actions = create_actions(self)
         self.menus = build_menus(self.menuBar(), self.all_actions)
         self.canvas = Canvas()
@@ -123,7 +125,7 @@ class MainWindow(QMainWindow):
         self.add_panel("training", "Fine-tune", scrolled(self.training_panel), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["model"], self.docks["training"])
         self.docks["model"].raise_()
-        self.model_commands = ModelCommands(self, self.segment, a, self.settings, models_dir())
+        self.model_commands = ModelCommands(self, self.segment, self.notifier, a, self.settings, models_dir())
         self.tool_options = ToolOptions()
         self._build_toolbars()
         self.status = StatusFields(self.statusBar())
@@ -192,8 +194,8 @@ class MainWindow(QMainWindow):
         c.statusChanged.connect(self._status_changed)
         c.loadingStarted.connect(self._loading)
         c.loadFailed.connect(self._load_failed)
-        c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        c.errorOccurred.connect(self.show_message)
+        self.notifier.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.notifier.errorOccurred.connect(self.show_message)
         c.emptyFolder.connect(self._empty_folder)
         c.imagesChanged.connect(self.files.set_project)
         c.busyChanged.connect(self._busy)

@@ -1,8 +1,9 @@
 """One open image: its pixels and pyramid, the label being edited, the prediction and the save state.
 
 :func:`load_document` is the slow part (decode, pyramid, masks) and runs in a
-worker; :class:`ImageDocument` is what the window edits. Qt-free on purpose:
-the controller and the tests use it without a window.
+worker, as does :func:`write_label` (saving an edited label); :class:`ImageDocument`
+is what the window edits. Qt-free on purpose: the controllers and the tests use it
+without a window.
 """
 
 from __future__ import annotations
@@ -82,6 +83,17 @@ def load_document(project: Project, entry: ImageEntry, cancel: CancelToken) -> L
         except ImageReadError as exc:
             notes.append(f"uncertainty not shown: {exc.reason}")
     return LoadedDocument(entry, image, pyramid, label, prediction, read_only, notes, uncertainty)
+
+
+def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
+    """Save ``mask`` as the label of ``entry`` (or remove the label file when nothing is labelled), then the
+    project file. A reviewed image that is edited again becomes ``corrected``."""
+    if (mask == unlabelled_value(mask.dtype)).all():
+        if project.label_path(entry).exists():
+            project.delete_label(entry)
+    else:
+        project.save_label(entry, mask)
+    project.save()
 
 
 def class_pixel_counts(mask: np.ndarray, num_classes: int) -> np.ndarray:

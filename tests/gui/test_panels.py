@@ -99,7 +99,7 @@ def test_the_document_cache_closes_old_saved_images_first(qtbot, window: MainWin
     open_and_wait(qtbot, window, image_folder)
     c = window.controller
     one = c.current.memory_bytes()
-    c.cache_bytes = int(one * 2.5)
+    c.session.documents.max_bytes = int(one * 2.5)
     for name in ("img1.png", "img2.png", "img3.png"):
         show_image(qtbot, window, name)
     wait_saved(qtbot, window)
