@@ -1,8 +1,8 @@
 """The main window: the composition root that wires panels, actions, the controller and workers.
 
 It owns no logic of its own beyond wiring: opening and saving live in
-:class:`~segstudio.gui.controller.ProjectController`, tools in
-:class:`~segstudio.gui.editing.ToolController`, long work in
+:class:`~segstudio.gui.controllers.project_controller.ProjectController`, tools in
+:class:`~segstudio.gui.controllers.tool_controller.ToolController`, long work in
 :class:`~segstudio.gui.workers.WorkerPool`, panels in :mod:`segstudio.gui.panels`.
 See docs/GUI_ARCHITECTURE.md.
 """
@@ -34,10 +34,13 @@ from segstudio.core.image_io import IMAGE_SUFFIXES, list_images
 from segstudio.core.project import Project
 from segstudio.gui.actions import build_menus, create_actions, shortcut_table
 from segstudio.gui.canvas.canvas import Canvas
-from segstudio.gui.controller import ProjectController
-from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
+from segstudio.gui.controllers.model_commands import ModelCommands
+from segstudio.gui.controllers.project_controller import ProjectController
+from segstudio.gui.controllers.segment_controller import SegmentController
+from segstudio.gui.controllers.tool_controller import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
+from segstudio.gui.controllers.training_controller import TrainingController
+from segstudio.gui.controllers.undo_adapter import UndoAdapter
 from segstudio.gui.focus import return_focus_to
-from segstudio.gui.model_commands import ModelCommands
 from segstudio.gui.notifier import Notifier
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
@@ -48,11 +51,8 @@ from segstudio.gui.panels.status_bar import StatusFields, describe_pixel
 from segstudio.gui.panels.tool_options import ToolOptions
 from segstudio.gui.panels.training import TrainingPanel
 from segstudio.gui.panels.welcome import WelcomePage, sample_classes, shipped_models
-from segstudio.gui.segmentation import SegmentController
 from segstudio.gui.settings import AppSettings, app_data_dir, models_dir, resources_dir
 from segstudio.gui.theme import apply_theme, system_is_dark
-from segstudio.gui.training_run import TrainingController
-from segstudio.gui.undo import UndoAdapter
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace.document import ImageDocument, class_pixel_counts
 from segstudio.workspace.model_choice import ModelChoice

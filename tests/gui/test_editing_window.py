@@ -11,7 +11,7 @@ from PySide6.QtGui import QWheelEvent
 
 from segstudio.core.image_io import read_mask
 from segstudio.gui.canvas.layers import MaskSource
-from segstudio.gui.editing import LOCK_CLASS, LOCK_UNLABELLED
+from segstudio.gui.controllers.tool_controller import LOCK_CLASS, LOCK_UNLABELLED
 from segstudio.gui.main_window import MainWindow
 from tests.gui.conftest import drag, open_and_wait, to_view, wait_saved
 

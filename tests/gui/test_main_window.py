@@ -215,7 +215,7 @@ def test_status_bar_shows_position_and_class_under_cursor(qtbot, window: MainWin
 
 def test_a_failed_save_on_close_keeps_the_window_and_the_work(qtbot, window: MainWindow, image_folder: Path,
                                                               monkeypatch) -> None:
-    import segstudio.gui.controller as controller_module
+    import segstudio.gui.controllers.project_controller as controller_module
     from segstudio.core.atomic import SaveError
 
     open_and_wait(qtbot, window, image_folder)

@@ -338,7 +338,7 @@ def test_closing_the_project_stops_a_run_and_keeps_its_files_consistent(qtbot, w
 
 def test_pick_a_model_file_with_open_then_from_the_list(qtbot, window: MainWindow, toy_project: Path,
                                                         model_dir: Path, monkeypatch) -> None:
-    import segstudio.gui.model_commands as commands_module
+    import segstudio.gui.controllers.model_commands as commands_module
 
     open_and_wait(qtbot, window, toy_project)
     panel = window.model_panel

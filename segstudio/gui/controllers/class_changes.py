@@ -3,7 +3,7 @@ import, and their undo.
 
 :class:`ClassChanges` works on the window's
 :class:`~segstudio.workspace.project_session.ProjectSession` (the
-:class:`~segstudio.gui.controller.ProjectController` makes it:
+:class:`~segstudio.gui.controllers.project_controller.ProjectController` makes it:
 ``controller.class_changes``, and relays its signals), tells the user through the
 window's :class:`~segstudio.gui.notifier.Notifier`, and announces what changed
 through its own signals (``classesChanged``, ``documentsRenumbered``,

@@ -36,8 +36,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken
+from segstudio.gui.controllers.segment_controller import SegmentController
 from segstudio.gui.notifier import Notifier
-from segstudio.gui.segmentation import SegmentController
 from segstudio.workspace.model_choice import LoadedModel, ModelChoice
 from segstudio.workspace.project_training import ProjectTraining
 from segstudio.workspace.rounds import Round, RoundHistory, evaluate_model, held_out_images

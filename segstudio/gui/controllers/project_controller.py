@@ -15,7 +15,7 @@ through the same few methods: :meth:`set_prediction` (a prediction and its
 uncertainty for any image, saved with ``Project.save_prediction``),
 :meth:`show_prediction` (one already saved by a worker), :attr:`scores` (the
 images' uncertainty scores), :attr:`class_changes` (the class table's changes and
-their undo, :mod:`segstudio.gui.class_changes`) and :attr:`workers` for their own
+their undo, :mod:`segstudio.gui.controllers.class_changes`) and :attr:`workers` for their own
 long work.
 
 Documents stay open (with their undo history) while they fit the cache's
@@ -43,7 +43,7 @@ from segstudio.core.image_io import IMAGE_SUFFIXES
 from segstudio.core.project import Project, ProjectError
 from segstudio.core.project_file import PROJECT_FILE
 from segstudio.core.tasks import CancelToken
-from segstudio.gui.class_changes import ClassChanges
+from segstudio.gui.controllers.class_changes import ClassChanges
 from segstudio.gui.notifier import Notifier
 from segstudio.gui.settings import app_data_dir
 from segstudio.gui.workers import WorkerPool

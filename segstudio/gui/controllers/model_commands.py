@@ -2,7 +2,7 @@
 
 The main window builds one :class:`ModelCommands` and leaves the model actions
 to it (they need dialogs, so they live in the GUI layer rather than in the
-:class:`~segstudio.gui.segmentation.SegmentController`), which keeps the
+:class:`~segstudio.gui.controllers.segment_controller.SegmentController`), which keeps the
 composition root small.
 """
 
@@ -14,9 +14,9 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from segstudio.gui.actions import Actions
+from segstudio.gui.controllers.segment_controller import SegmentController
 from segstudio.gui.notifier import Notifier
 from segstudio.gui.panels.batch import BatchDialog, BatchProgressDialog
-from segstudio.gui.segmentation import SegmentController
 from segstudio.gui.settings import AppSettings
 from segstudio.inference.model_file import find_model_files
 

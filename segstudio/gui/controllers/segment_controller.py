@@ -1,12 +1,12 @@
 """The model side of the window: the chosen model, where it runs, and Segment / Segment all unlabelled.
 
 :class:`SegmentController` sits beside the
-:class:`~segstudio.gui.controller.ProjectController`: it loads the chosen
+:class:`~segstudio.gui.controllers.project_controller.ProjectController`: it loads the chosen
 model in a worker, matches its classes to the project's, runs segmentation
 in workers (with progress and cancel) and hands the results to the project
 controller, which shows them. The model panel and the actions only call it and
 listen to its signals. The choice is a model file (or none); what a fine-tuning
-run trains is chosen on the training side (training_run.py), which uses the same
+run trains is chosen on the training side (training_controller.py), which uses the same
 entry points: :attr:`choice` (the active model, fine-tuned by default and the
 "before" of every verdict) and :meth:`choose_file` (make a new model version active).
 """
@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken, Progress, format_eta
-from segstudio.gui.controller import ProjectController
+from segstudio.gui.controllers.project_controller import ProjectController
 from segstudio.gui.notifier import Notifier
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.workers import Task
