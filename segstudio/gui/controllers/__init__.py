@@ -1,6 +1,7 @@
 """The window's controllers: the Qt side of what the user does, one class per file, named after it.
 
 - ``project_controller``: :class:`ProjectController` — opening, the image shown, autosave, predictions.
+- ``label_saver``: :class:`LabelSaver` — the autosave, saving labels in a worker, flushing on closing.
 - ``class_changes``: :class:`ClassChanges` — the class table's changes and their undo.
 - ``segment_controller``: :class:`SegmentController` — the active model, Segment and Segment All.
 - ``training_controller``: :class:`TrainingController` — fine-tuning runs and their verdicts.

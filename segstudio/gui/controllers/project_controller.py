@@ -6,7 +6,8 @@
 :class:`~segstudio.workspace.document.ImageDocument` objects in their
 :class:`~segstudio.workspace.document_cache.DocumentCache`, the image shown) and
 announces its changes as signals; it tells the user things through the window's
-:class:`~segstudio.gui.notifier.Notifier`. Everything slow
+:class:`~segstudio.gui.notifier.Notifier`, and saves the edited labels through its
+:class:`~segstudio.gui.controllers.label_saver.LabelSaver` (the autosave). Everything slow
 (opening a project, decoding an image and building its pyramid, writing masks,
 rewriting masks when classes merge) runs in :mod:`segstudio.gui.workers`; the
 results come back as signals. Panels and the main window only talk to this
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.atomic import SaveError
 from segstudio.core.classes import ClassTable, mask_dtype
@@ -44,17 +45,16 @@ from segstudio.core.project import Project, ProjectError
 from segstudio.core.project_file import PROJECT_FILE
 from segstudio.core.tasks import CancelToken
 from segstudio.gui.controllers.class_changes import ClassChanges
+from segstudio.gui.controllers.label_saver import AUTOSAVE_MS, LabelSaver
 from segstudio.gui.notifier import Notifier
 from segstudio.gui.settings import app_data_dir
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace import opening
-from segstudio.workspace.document import ImageDocument, LoadedDocument, load_document, write_label
+from segstudio.workspace.document import ImageDocument, LoadedDocument, load_document
 from segstudio.workspace.document_cache import CACHE_BYTES
 from segstudio.workspace.opening import EmptyFolder
 from segstudio.workspace.project_session import ProjectSession
 from segstudio.workspace.uncertainty import UncertaintyScores, mean_score, save_uncertainty
-
-AUTOSAVE_MS = 1500
 
 
 class ProjectController(QObject):
@@ -81,21 +81,20 @@ class ProjectController(QObject):
         """Where the user hears of what happens (the window's one :class:`~segstudio.gui.notifier.Notifier`)."""
         self.session = ProjectSession(cache_bytes)
         """The open project, its scores, the open images and the one shown."""
+        self.saver = LabelSaver(self.session, workers, notifier, autosave_ms, self)
+        """The autosave: the labels the user edits onto disk."""
+        self.saver.statusChanged.connect(self.statusChanged)
+        self.saver.dirtyChanged.connect(self.dirtyChanged)
         self.data_dir = data_dir if data_dir is not None else app_data_dir()
         """The user's data folder: the projects of read-only image folders are kept in it."""
         self.new_classes: ClassTable = ClassTable()
         """The classes a project the app creates starts with (empty: the window asks for classes, or takes the
         chosen model's)."""
-        self.class_changes = ClassChanges(self.session, workers, notifier, self.flush, self)
+        self.class_changes = ClassChanges(self.session, workers, notifier, self.saver.flush, self)
         """Add, rename, recolour, delete, merge, move and import classes, and undo those that rewrote masks."""
         self.class_changes.classesChanged.connect(self.classesChanged)
         self.class_changes.documentsRenumbered.connect(self._documents_renumbered)
         self.class_changes.busyChanged.connect(self.set_busy)
-        self._last_error: str | None = None
-        self._autosave = QTimer(self)
-        self._autosave.setSingleShot(True)
-        self._autosave.setInterval(autosave_ms)
-        self._autosave.timeout.connect(self.save_all_async)
 
     # ------------------------------------------------------------------ the session's state, read-only
     @property
@@ -281,7 +280,7 @@ class ProjectController(QObject):
         if previous is not None:
             previous.session.end_stroke()
             if previous.dirty:
-                self.save_async(previous)
+                self.saver.save_async(previous)
         self.session.show(doc)
         self.documentChanged.emit(doc)
 
@@ -289,8 +288,7 @@ class ProjectController(QObject):
     def note_edit(self) -> None:
         """Call after an edit of the current label (a stroke ended, undo, redo): schedules the autosave."""
         self.labelEdited.emit()
-        self.dirtyChanged.emit(self.any_dirty())
-        self._autosave.start()
+        self.saver.edited()
 
     def undo(self) -> None:
         """Undo the current image's last step; when it has none left, the last class change (a deletion, a
@@ -333,71 +331,16 @@ class ProjectController(QObject):
         return self.session.documents.any_dirty()
 
     def save_all_async(self) -> None:
-        """Start saving every unsaved label (the autosave); an unfinished stroke postpones it."""
-        if self.current is not None and self.current.session.in_stroke:
-            self._autosave.start()
-            return
-        for doc in self.session.documents:
-            self.save_async(doc)
-
-    def save_async(self, doc: ImageDocument) -> None:
-        """Save ``doc``'s label in a worker (a copy taken now); a newer edit is saved after it."""
-        if self.project is None or not doc.dirty or not doc.editable or doc.saving:
-            return
-        project, entry, version = self.project, doc.entry, doc.version
-        mask = doc.session.label.copy()
-        doc.saving = True
-        self.workers.start("save label", lambda c: write_label(project, entry, mask),
-                           on_finished=lambda _: self._saved(doc, version),
-                           on_failed=lambda msg: self._save_failed(doc, msg))
-
-    def _saved(self, doc: ImageDocument, version: int) -> None:
-        doc.saving = False
-        doc.saved_version = max(doc.saved_version, version)
-        doc.save_error = None
-        self._last_error = None
-        self.statusChanged.emit(doc.path)
-        self.dirtyChanged.emit(self.any_dirty())
-        if doc.dirty:
-            self._autosave.start()
-
-    def _save_failed(self, doc: ImageDocument, msg: str) -> None:
-        doc.saving = False
-        doc.save_error = msg
-        self.notifier.say(f"Could not save {doc.path}: {msg}")
-        if msg != self._last_error:  # one dialog per distinct problem, not one per autosave
-            self._last_error = msg
-            self.notifier.error("Could not save", f"{doc.path}: {msg}\nYour edits stay open; "
-                                    "segstudio tries again after the next edit, on Save, and on closing.")
+        """Start saving every unsaved label now (File › Save; the autosave does the same)."""
+        self.saver.save_all_async()
 
     def flush(self) -> list[str]:
         """Save every unsaved label now, on this thread (closing, switching projects); returns the errors."""
-        self._autosave.stop()
-        self.workers.join("save label")
-        self.workers.join("save prediction")
-        errors: list[str] = []
-        if self.project is None:
-            return errors
-        for doc in self.session.documents:
-            doc.session.end_stroke()
-            doc.saving = False
-            if not doc.dirty or not doc.editable:
-                continue
-            version = doc.version
-            try:
-                write_label(self.project, doc.entry, doc.session.label)
-            except (SaveError, ProjectError, ValueError, OSError) as exc:
-                errors.append(f"{doc.path}: {exc}")
-                continue
-            doc.saved_version = version
-            self.statusChanged.emit(doc.path)
-        self.dirtyChanged.emit(self.any_dirty())
-        return errors
+        return self.saver.flush()
 
     def discard_unsaved(self) -> None:
         """Forget unsaved edits (the user chose to close without saving after a failed save)."""
-        for doc in self.session.documents:
-            doc.saved_version = doc.version
+        self.saver.discard_unsaved()
 
     def toggle_reviewed(self) -> None:
         """Mark the current image reviewed (saving its label first), or back to corrected."""
