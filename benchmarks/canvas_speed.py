@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "ini"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow()
-    window.controller._autosave.setInterval(3_600_000)  # saving is not part of these timings
+    window.controller.saver.autosave.setInterval(3_600_000)  # saving is not part of these timings
     window.resize(1600, 1000)
     window.show()
     app.processEvents()

@@ -3,7 +3,10 @@
 A user never sees a traceback. The CLI prints one line and, for an unexpected
 error, the path of a log file holding the details (:func:`write_error_log`);
 the app writes everything its workers and event handlers report to
-``app.log`` (:func:`app_log_file`) instead of the terminal.
+``app.log`` (:func:`app_log_file`) instead of the terminal
+(:func:`install_error_log`: without a handler Python would print those
+records, tracebacks included, on the terminal; exceptions that escape an event
+handler or a thread go there too, with their one line shown in the window).
 
 The folder is ``$SEGSTUDIO_LOG_DIR`` when set, else the platform's place for
 such files: ``$XDG_STATE_HOME/segstudio/logs`` (``~/.local/state/…``) on
@@ -16,16 +19,25 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import logging
+import logging.handlers
 import os
 import platform
 import sys
 import tempfile
+import threading
 import traceback
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+log = logging.getLogger("segstudio")
 
 KEEP_ERROR_LOGS = 50
 """Error logs of the CLI kept in the folder; older ones are removed when a new one is written."""
+
+LOG_BYTES = 2 * 1024 * 1024
+"""``app.log`` is rotated at this size (two old files kept)."""
 
 
 def log_dir() -> Path:
@@ -94,3 +106,53 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception's message on one line (its type when it has none), shortened to ``limit`` characters."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def install_error_log(show: Callable[[str], None] | None = None) -> tuple[Path | None, Callable[[], None]]:
+    """Log to ``app.log`` instead of the terminal; ``show(text)`` puts a line in the window's message area.
+
+    Returns the log file (``None`` when no folder can be written: records are
+    then dropped rather than printed) and a function that undoes all of it.
+    """
+    path: Path | None = None
+    handler: logging.Handler = logging.NullHandler()
+    try:
+        file = app_log_file()
+        handler = logging.handlers.RotatingFileHandler(file, maxBytes=LOG_BYTES, backupCount=2, encoding="utf-8")
+        path = file
+    except OSError:
+        pass  # no folder can be written: records are dropped rather than printed
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(old_level or logging.INFO, logging.INFO))
+    where = f" (details in {path})" if path is not None else ""
+    old_hook, old_thread_hook = sys.excepthook, threading.excepthook
+
+    def on_exception(kind: type[BaseException], exc: BaseException, tb: types.TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            old_hook(kind, exc, tb)
+            return
+        log.error("unexpected error in the app", exc_info=(kind, exc, tb))
+        if show is not None:
+            try:
+                show(f"Unexpected error: {one_line(exc, 200)}{where}")
+            except Exception:  # the window may be gone; the log has it
+                log.exception("could not show the error in the window")
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            log.error("unexpected error in thread %s", args.thread.name if args.thread else "?",
+                      exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+
+    def uninstall() -> None:
+        sys.excepthook, threading.excepthook = old_hook, old_thread_hook
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+    return path, uninstall

@@ -204,7 +204,7 @@ def training(app: QApplication, tmp: Path) -> None:
     window.docks["training"].raise_()
     window.resizeDocks([window.docks["classes"], window.docks["training"]], [120, 1020], Qt.Orientation.Vertical)
     window.resizeDocks([window.docks["training"]], [470], Qt.Orientation.Horizontal)
-    window.controller.message.connect(lambda text: print(text, flush=True))  # the status bar's lines
+    window.notifier.message.connect(lambda text: print(text, flush=True))  # the status bar's lines
     for n, seconds in enumerate(SECONDS):
         if n:  # the second round fine-tunes the model the first one made
             window.training.set_target(None)
@@ -257,7 +257,7 @@ def finetune(app: QApplication, tmp: Path) -> None:
     settings = window.training_panel.settings()
     settings.length = SECONDS[0]
     window.training_panel.set_settings(settings)
-    window.controller.message.connect(lambda text: print(text, flush=True))
+    window.notifier.message.connect(lambda text: print(text, flush=True))
     window.all_actions.training.fine_tune.trigger()  # Ctrl+T (a shortcut needs an active window: no WM here)
     wait_until(app, lambda: window.training.last_round is not None, 900_000)
     wait_until(app, lambda: not window.segment.running and window.segment.loaded is not None, 120_000)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 
-from segstudio.gui.editing import TOOL_NAMES
+from segstudio.gui.controllers.tool_controller import TOOL_NAMES
 
 
 def _action(parent: QWidget, text: str, shortcut: str | QKeySequence.StandardKey | list[str] = "",

@@ -18,11 +18,11 @@ def run_app(argv: Sequence[str]) -> int:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from segstudio.gui.error_log import install_error_log
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.settings import AppSettings
     from segstudio.gui.smoke import SmokeArgumentError, SmokeRun, isolated_user_state, split_smoke_args
     from segstudio.gui.theme import app_icon, apply_theme
+    from segstudio.logs import install_error_log
 
     try:
         smoke, argv = split_smoke_args(argv)

@@ -1,8 +1,8 @@
 """The main window: the composition root that wires panels, actions, the controller and workers.
 
 It owns no logic of its own beyond wiring: opening and saving live in
-:class:`~segstudio.gui.controller.ProjectController`, tools in
-:class:`~segstudio.gui.editing.ToolController`, long work in
+:class:`~segstudio.gui.controllers.project_controller.ProjectController`, tools in
+:class:`~segstudio.gui.controllers.tool_controller.ToolController`, long work in
 :class:`~segstudio.gui.workers.WorkerPool`, panels in :mod:`segstudio.gui.panels`.
 See docs/GUI_ARCHITECTURE.md.
 """
@@ -34,10 +34,14 @@ from segstudio.core.image_io import IMAGE_SUFFIXES, list_images
 from segstudio.core.project import Project
 from segstudio.gui.actions import build_menus, create_actions, shortcut_table
 from segstudio.gui.canvas.canvas import Canvas
-from segstudio.gui.controller import ProjectController
-from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
+from segstudio.gui.controllers.model_commands import ModelCommands
+from segstudio.gui.controllers.project_controller import ProjectController
+from segstudio.gui.controllers.segment_controller import SegmentController
+from segstudio.gui.controllers.tool_controller import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, TOOL_NAMES, ToolController
+from segstudio.gui.controllers.training_controller import TrainingController
+from segstudio.gui.controllers.undo_adapter import UndoAdapter
 from segstudio.gui.focus import return_focus_to
-from segstudio.gui.model_commands import ModelCommands
+from segstudio.gui.notifier import Notifier
 from segstudio.gui.panels.classes import ClassPanel
 from segstudio.gui.panels.files import FilePanel
 from segstudio.gui.panels.help import ShortcutsDialog
@@ -47,11 +51,8 @@ from segstudio.gui.panels.status_bar import StatusFields, describe_pixel
 from segstudio.gui.panels.tool_options import ToolOptions
 from segstudio.gui.panels.training import TrainingPanel
 from segstudio.gui.panels.welcome import WelcomePage, sample_classes, shipped_models
-from segstudio.gui.segmentation import SegmentController
 from segstudio.gui.settings import AppSettings, app_data_dir, models_dir, resources_dir
 from segstudio.gui.theme import apply_theme, system_is_dark
-from segstudio.gui.training_run import TrainingController
-from segstudio.gui.undo import UndoAdapter
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace.document import ImageDocument, class_pixel_counts
 from segstudio.workspace.model_choice import ModelChoice
@@ -89,9 +90,10 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or AppSettings()
         self.workers = WorkerPool(self)
-        self.controller = ProjectController(self.workers, self)
-        self.segment = SegmentController(self.controller, self.settings, self)
-        self.training = TrainingController(self.segment, self)
+        self.notifier = Notifier(self)
+        self.controller = ProjectController(self.workers, self.notifier, self)
+        self.segment = SegmentController(self.controller, self.notifier, self.settings, self)
+        self.training = TrainingController(self.segment, self.notifier, self)
         self.all_actions = create_actions(self)
         self.menus = build_menus(self.menuBar(), self.all_actions)
         self.canvas = Canvas()
@@ -123,7 +125,7 @@ class MainWindow(QMainWindow):
         self.add_panel("training", "Fine-tune", scrolled(self.training_panel), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["model"], self.docks["training"])
         self.docks["model"].raise_()
-        self.model_commands = ModelCommands(self, self.segment, a, self.settings, models_dir())
+        self.model_commands = ModelCommands(self, self.segment, self.notifier, a, self.settings, models_dir())
         self.tool_options = ToolOptions()
         self._build_toolbars()
         self.status = StatusFields(self.statusBar())
@@ -192,8 +194,8 @@ class MainWindow(QMainWindow):
         c.statusChanged.connect(self._status_changed)
         c.loadingStarted.connect(self._loading)
         c.loadFailed.connect(self._load_failed)
-        c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        c.errorOccurred.connect(self.show_message)
+        self.notifier.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.notifier.errorOccurred.connect(self.show_message)
         c.emptyFolder.connect(self._empty_folder)
         c.imagesChanged.connect(self.files.set_project)
         c.busyChanged.connect(self._busy)

@@ -169,7 +169,7 @@ class SmokeRun(QObject):
         self._deadline.setSingleShot(True)
         self._deadline.timeout.connect(lambda: self._fail(f"timed out after {options.timeout_s:g} s "
                                                           f"in step {self._step!r}"))
-        window.controller.errorOccurred.connect(lambda title, text: self._fail(f"{title}: {text}"))
+        window.notifier.errorOccurred.connect(lambda title, text: self._fail(f"{title}: {text}"))
 
     def start(self) -> None:
         """Begin once the event loop runs (call before ``app.exec()``)."""

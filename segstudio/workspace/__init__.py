@@ -12,6 +12,7 @@ line and the benchmarks all drive:
 - ``versions``: the model versions trained in the project, where each came from.
 - ``segmenting``, ``uncertainty``: segmenting the project's images, the uncertainty maps and ranking.
 - ``document``, ``pyramid``: one open image (pixels, pyramid, edit session, save state).
+- ``project_session``, ``document_cache``: the project the app has open, its open images within a memory bound.
 
 The held-out split itself lives in :mod:`segstudio.core.holdout` (the training
 engine reads it too). Torch is imported only where training is started or a

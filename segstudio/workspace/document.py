@@ -1,8 +1,9 @@
 """One open image: its pixels and pyramid, the label being edited, the prediction and the save state.
 
 :func:`load_document` is the slow part (decode, pyramid, masks) and runs in a
-worker; :class:`ImageDocument` is what the window edits. Qt-free on purpose:
-the controller and the tests use it without a window.
+worker, as does :func:`write_label` (saving an edited label); :class:`ImageDocument`
+is what the window edits. Qt-free on purpose: the controllers and the tests use it
+without a window.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from segstudio.core.classes import mask_dtype, unlabelled_value
 from segstudio.core.editing.history import History
-from segstudio.core.editing.session import EditSession
+from segstudio.core.editing.session import EditSession, MaskMap
 from segstudio.core.image_io import ImageReadError, LoadedImage, read_image
 from segstudio.core.project import Project
 from segstudio.core.project_file import ImageEntry
@@ -84,6 +85,17 @@ def load_document(project: Project, entry: ImageEntry, cancel: CancelToken) -> L
     return LoadedDocument(entry, image, pyramid, label, prediction, read_only, notes, uncertainty)
 
 
+def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
+    """Save ``mask`` as the label of ``entry`` (or remove the label file when nothing is labelled), then the
+    project file. A reviewed image that is edited again becomes ``corrected``."""
+    if (mask == unlabelled_value(mask.dtype)).all():
+        if project.label_path(entry).exists():
+            project.delete_label(entry)
+    else:
+        project.save_label(entry, mask)
+    project.save()
+
+
 def class_pixel_counts(mask: np.ndarray, num_classes: int) -> np.ndarray:
     """Pixels per class index 0..num_classes-1 (unlabelled pixels are not counted)."""
     if mask.dtype == np.uint8:
@@ -149,6 +161,16 @@ class ImageDocument:
             raise ValueError(f"uncertainty {uncertainty.shape} does not match the image {self.shape}")
         self.uncertainty = to_uint8(uncertainty) if uncertainty is not None else None
         self.session.set_prediction(labels)  # repaints; the label's version stays
+
+    def follow_class_change(self, label: MaskMap, prediction: MaskMap) -> None:
+        """Renumber the label and prediction as a class change renumbered this image's files (``label``,
+        ``prediction``: see :meth:`EditSession.remap`). The undo history starts afresh: its steps hold the old
+        numbers, and Edit › Undo must reach the class change itself. A label that was saved stays saved (its
+        file went through the same change)."""
+        saved = not self.dirty
+        self.session.remap(label, prediction, keep_history=False)
+        if saved:
+            self.saved_version = self.version
 
     def has_labels(self) -> bool:
         return bool((self.session.label != unlabelled_value(self.session.label.dtype)).any())

@@ -85,7 +85,7 @@ def window(qtbot) -> Iterator[MainWindow]:
     # the folders of these tests start as if the user had added two classes (a new folder otherwise starts
     # with an empty table, or the chosen model's: tests/gui/test_class_management.py)
     win.controller.new_classes = default_classes()
-    win.controller._autosave.setInterval(50)
+    win.controller.saver.autosave.setInterval(50)
     win.resize(1200, 800)
     win.show()
     qtbot.waitExposed(win)

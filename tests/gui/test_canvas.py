@@ -253,6 +253,19 @@ def test_the_prediction_shows_only_where_nothing_is_labelled_and_accepting_clear
     assert canvas.prediction_layer.source.render(0, 0, 0, 300, 200) is None  # no hatching left
 
 
+def test_a_remapped_label_is_drawn_from_its_new_array(canvas: Canvas) -> None:
+    session = canvas.session
+    session.label[:, :100] = 0
+    lut = np.arange(256, dtype=np.uint8)
+    lut[0] = 2
+    session.remap(lut)
+    source = canvas.label_layer.source
+    assert isinstance(source, MaskSource) and source.mask is session.label
+    colours = _pixels(source.render(0, 0, 0, 300, 200))
+    want = overlay_lut(canvas.classes, set(), None)[2]
+    assert np.array_equal(colours[50, 50, :3], want[:3]) and colours[50, 200, 3] == 0  # class 2; unlabelled clear
+
+
 def test_mask_view_shows_the_prediction_where_nothing_is_labelled_in_stripes(canvas: Canvas) -> None:
     session = canvas.session
     prediction = np.zeros((200, 300), np.uint8)

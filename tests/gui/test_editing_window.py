@@ -11,7 +11,7 @@ from PySide6.QtGui import QWheelEvent
 
 from segstudio.core.image_io import read_mask
 from segstudio.gui.canvas.layers import MaskSource
-from segstudio.gui.editing import LOCK_CLASS, LOCK_UNLABELLED
+from segstudio.gui.controllers.tool_controller import LOCK_CLASS, LOCK_UNLABELLED
 from segstudio.gui.main_window import MainWindow
 from tests.gui.conftest import drag, open_and_wait, to_view, wait_saved
 
@@ -133,7 +133,7 @@ def test_a_prediction_is_shown_apart_and_accepted(qtbot, opened: MainWindow, ima
 def test_two_hundred_strokes_undo_within_the_memory_bound(qtbot, opened: MainWindow) -> None:
     w = opened
     s = w.controller.current.session
-    w.controller._autosave.setInterval(60_000)
+    w.controller.saver.autosave.setInterval(60_000)
     w.tools.set_radius(2)
     start = s.label.copy()
     for i in range(210):

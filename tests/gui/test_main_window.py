@@ -215,11 +215,11 @@ def test_status_bar_shows_position_and_class_under_cursor(qtbot, window: MainWin
 
 def test_a_failed_save_on_close_keeps_the_window_and_the_work(qtbot, window: MainWindow, image_folder: Path,
                                                               monkeypatch) -> None:
-    import segstudio.gui.controller as controller_module
+    import segstudio.gui.controllers.label_saver as saver_module
     from segstudio.core.atomic import SaveError
 
     open_and_wait(qtbot, window, image_folder)
-    window.controller._autosave.setInterval(60_000)
+    window.controller.saver.autosave.setInterval(60_000)
     window.canvas.set_zoom(2.0)
     window.canvas.centerOn(80, 60)
     drag(qtbot, window, [(30, 30), (50, 30)])
@@ -229,7 +229,7 @@ def test_a_failed_save_on_close_keeps_the_window_and_the_work(qtbot, window: Mai
 
     asked: list[list[str]] = []
     with monkeypatch.context() as mp:
-        mp.setattr(controller_module, "write_label", broken)
+        mp.setattr(saver_module, "write_label", broken)
         mp.setattr(window, "ask_after_failed_save",
                    lambda errors: asked.append(errors) or QMessageBox.StandardButton.Cancel)
         window.close()

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QColorDialog, QInputDialog, QMessage
 from segstudio.core.image_io import read_mask
 from segstudio.core.project import Project
 from segstudio.gui.actions import shortcut_table
-from segstudio.gui.editing import TOOL_NAMES
+from segstudio.gui.controllers.tool_controller import TOOL_NAMES
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.panels.classes import COL_EYE, COL_NAME, COL_SHARE
 from segstudio.gui.panels.files import BrokenRole
@@ -81,7 +81,7 @@ def test_an_unreadable_label_opens_read_only_and_is_never_overwritten(qtbot, win
 def test_images_load_in_a_worker_thread(qtbot, window: MainWindow, image_folder: Path, monkeypatch) -> None:
     import threading
 
-    import segstudio.gui.controller as controller_module
+    import segstudio.gui.controllers.project_controller as controller_module
 
     threads: list[threading.Thread] = []
     original = controller_module.load_document
@@ -99,7 +99,7 @@ def test_the_document_cache_closes_old_saved_images_first(qtbot, window: MainWin
     open_and_wait(qtbot, window, image_folder)
     c = window.controller
     one = c.current.memory_bytes()
-    c.cache_bytes = int(one * 2.5)
+    c.session.documents.max_bytes = int(one * 2.5)
     for name in ("img1.png", "img2.png", "img3.png"):
         show_image(qtbot, window, name)
     wait_saved(qtbot, window)

@@ -101,7 +101,7 @@ def test_a_label_with_a_value_that_is_no_class_opens_read_only_naming_the_file(q
 def test_errors_go_to_the_app_log_and_the_message_area_not_the_terminal(
         qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
-    from segstudio.gui.error_log import install_error_log
+    from segstudio.logs import install_error_log
 
     monkeypatch.setenv("SEGSTUDIO_LOG_DIR", str(tmp_path / "logs"))
     shown: list[str] = []

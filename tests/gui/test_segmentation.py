@@ -85,7 +85,7 @@ def test_the_uncertainty_survives_switching_images_and_reopening(qtbot, window: 
     run_and_wait(qtbot, window, window.all_actions.model.segment.trigger)
     heat = window.controller.current.uncertainty.copy()
     show_image(qtbot, window, "scene01.png")
-    window.controller._docs.pop("scene00.png")  # closed from the document cache
+    window.controller.session.documents.close("scene00.png")  # closed from the document cache
     show_image(qtbot, window, "scene00.png")
     doc = window.controller.current
     assert np.array_equal(doc.uncertainty, heat) and doc.session.prediction is not None
@@ -156,7 +156,7 @@ def test_cancel_segment_all_keeps_what_is_done(qtbot, window: MainWindow, tmp_pa
     assert window.model_panel.progress_row.isVisible()
     qtbot.waitUntil(lambda: any(d >= 1 for d in done), timeout=60_000)
     errors: list[str] = []
-    window.controller.errorOccurred.connect(lambda title, text: errors.append(text))
+    window.notifier.errorOccurred.connect(lambda title, text: errors.append(text))
     window.controller.class_changes.add("late")  # classes cannot change under a running segmentation
     assert window.controller.classes.names == TOY_CLASSES and "segmentation is writing" in errors[0]
     window._last_box.close()
@@ -338,7 +338,7 @@ def test_closing_the_project_stops_a_run_and_keeps_its_files_consistent(qtbot, w
 
 def test_pick_a_model_file_with_open_then_from_the_list(qtbot, window: MainWindow, toy_project: Path,
                                                         model_dir: Path, monkeypatch) -> None:
-    import segstudio.gui.model_commands as commands_module
+    import segstudio.gui.controllers.model_commands as commands_module
 
     open_and_wait(qtbot, window, toy_project)
     panel = window.model_panel

@@ -16,9 +16,9 @@ from PySide6.QtCore import Qt
 from segstudio.core.image_io import read_mask
 from segstudio.core.project import Project
 from segstudio.gui.actions import shortcut_table
+from segstudio.gui.controllers.training_controller import TrainSettings
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.panels.training_plot import TrainingPlot
-from segstudio.gui.training_run import TrainSettings
 from segstudio.training.evaluate import evaluate_on_corrections
 from segstudio.workspace.model_choice import ModelChoice
 from segstudio.workspace.rounds import ROUNDS_FILE, RoundHistory, change_text, fmt_iou, training_dir
@@ -256,7 +256,7 @@ def test_without_the_training_engine_the_panel_says_why(qtbot, window: MainWindo
     def no_torch(start: object, cancel: object) -> TrainSettings:
         raise ImportError("No module named 'torch'")
 
-    monkeypatch.setattr("segstudio.gui.training_run.recipe_defaults", no_torch)
+    monkeypatch.setattr("segstudio.gui.controllers.training_controller.recipe_defaults", no_torch)
     open_and_wait(qtbot, window, painted)
     window.training.set_target(ModelChoice.preset_network("small-data"))
     qtbot.waitUntil(lambda: window.training.unavailable is not None, timeout=10_000)
@@ -272,16 +272,16 @@ def test_the_loading_status_clears_as_soon_as_training_can_start(qtbot, window: 
     works), the panel's status says training is ready."""
     import threading
 
-    from segstudio.gui import training_run
+    from segstudio.gui.controllers import training_controller
 
     gate = threading.Event()
-    real = training_run.recipe_defaults
+    real = training_controller.recipe_defaults
 
     def slow_defaults(start: object, cancel: object) -> TrainSettings:
         gate.wait(30)
         return real(start, cancel)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("segstudio.gui.training_run.recipe_defaults", slow_defaults)
+    monkeypatch.setattr("segstudio.gui.controllers.training_controller.recipe_defaults", slow_defaults)
     open_and_wait(qtbot, window, painted)
     choose_model(qtbot, window, start_model, backend="cpu-torch")
     panel, action = window.training_panel, window.all_actions.training.fine_tune

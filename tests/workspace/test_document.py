@@ -29,3 +29,20 @@ def test_a_prediction_is_not_an_edit_and_a_stroke_is() -> None:
     assert not doc.dirty
     doc.session.undo()
     assert doc.dirty
+
+
+def test_following_a_class_change_keeps_a_saved_label_saved_and_starts_a_new_history() -> None:
+    doc = _document()
+    doc.set_prediction(np.ones((30, 40), np.uint8))
+    doc.session.paint((5, 5), (9, 5), 2, 1)
+    doc.saved_version = doc.version  # saved: the class change then rewrote the file
+    lut = np.arange(256, dtype=np.uint8)
+    lut[1] = 0
+
+    def label(mask: np.ndarray) -> np.ndarray:
+        return lut[mask]
+
+    doc.follow_class_change(label, label)
+    assert not doc.dirty and not doc.session.history.can_undo
+    assert not (doc.session.label == 1).any() and (doc.session.label == 0).any()
+    assert doc.session.prediction is not None and (doc.session.prediction == 0).all()

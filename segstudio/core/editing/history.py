@@ -66,6 +66,14 @@ class Atom:
         h, w = self.shape
         mask[self.y0:self.y0 + h, self.x0:self.x0 + w] = self.after if forward else self.before
 
+    def remap(self, lut: np.ndarray) -> None:
+        """Renumber the values before and after through ``lut`` (``lut[old value]`` = new value, new dtype)."""
+        compressed = not isinstance(self._before, np.ndarray)
+        before, after = lut[self.before], lut[self.after]
+        self._before, self._after, self.dtype = before, after, before.dtype
+        if compressed:
+            self.compress()
+
 
 @dataclass
 class Stroke:
@@ -93,6 +101,10 @@ class Stroke:
     def compress(self) -> None:
         for atom in self.atoms:
             atom.compress()
+
+    def remap(self, lut: np.ndarray) -> None:
+        for atom in self.atoms:
+            atom.remap(lut)
 
     @property
     def nbytes(self) -> int:
@@ -152,6 +164,13 @@ class History:
         stroke.redo(mask)
         self._done.append(stroke)
         return stroke
+
+    def remap(self, lut: np.ndarray) -> None:
+        """Renumber every undo and redo step through ``lut`` (a mask renumbered the same way: undo and redo then
+        give that mask's earlier and later states, renumbered)."""
+        for stroke in (*self._done, *self._undone):
+            stroke.remap(lut)
+        self._bytes = sum(s.nbytes for s in (*self._done, *self._undone))
 
     @property
     def can_undo(self) -> bool:

@@ -21,6 +21,18 @@ from segstudio.core.editing.tools import NO_LOCK, PaintLock, Point
 Rect = tuple[int, int, int, int]
 """(y0, x0, y1, x1), end exclusive."""
 
+MaskMap = np.ndarray | Callable[[np.ndarray], np.ndarray]
+"""How :meth:`EditSession.remap` renumbers a mask: a lookup table (``lut[old value]`` = new value, one entry
+for every value of the mask's dtype, e.g. :func:`~segstudio.core.masks.remap_lut`), or a function from the old
+mask to the new one (a change that is no plain table, such as an undone deletion that restores pixels)."""
+
+
+def _mapped(how: MaskMap, mask: np.ndarray) -> np.ndarray:
+    out = how(mask) if callable(how) else how[mask]
+    if out.shape != mask.shape:
+        raise ValueError(f"a remap gave a {out.shape} mask for a {mask.shape} one")
+    return out
+
 
 def _atom_rect(atom: Atom) -> Rect:
     y0, x0, h, w = atom.rect
@@ -143,6 +155,33 @@ class EditSession:
         for fn in self.listeners:
             fn(bounds)
         return bounds
+
+    def remap(self, lut: MaskMap, prediction: MaskMap | None = None, *, keep_history: bool = True) -> None:
+        """Renumber the classes of the label and of the prediction (through ``prediction``, else ``lut``).
+
+        The stroke in progress ends first. With ``keep_history`` the undo and
+        redo steps are renumbered through the same lookup table, so undo and redo
+        still give the label's earlier and later states, in the new numbers; a
+        function cannot renumber them, so it needs ``keep_history=False``, which
+        starts a new history (same memory bound). The whole image repaints and the
+        label's version advances.
+        """
+        table = lut if isinstance(lut, np.ndarray) else None
+        if keep_history and table is None:
+            raise ValueError("only a lookup table renumbers the undo steps: pass keep_history=False")
+        self.end_stroke()
+        label = _mapped(lut, self.label)
+        new_prediction = None if self.prediction is None else _mapped(lut if prediction is None else prediction,
+                                                                     self.prediction)
+        if keep_history and table is not None:
+            self.history.remap(table)
+        else:
+            self.history = History(max_bytes=self.history.max_bytes, min_steps=self.history.min_steps)
+        self.label, self.prediction = label, new_prediction
+        self.label_version += 1
+        h, w = self.shape
+        for fn in self.listeners:
+            fn((0, 0, h, w))
 
     def set_prediction(self, prediction: np.ndarray | None) -> None:
         if prediction is not None and prediction.shape != self.label.shape:

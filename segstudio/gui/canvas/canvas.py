@@ -69,6 +69,10 @@ class Canvas(CanvasView):
             layer.set_source(None)
 
     def _on_session_change(self, rect: Rect) -> None:
+        shown = self.label_layer.source
+        if self.session is not None and isinstance(shown, MaskSource) and shown.mask is not self.session.label:
+            self._rebuild_masks()  # new arrays (EditSession.remap): draw them, not the old ones
+            return
         y0, x0, y1, x1 = rect
         self.label_layer.invalidate(y0, x0, y1, x1)
         if self.session is not None and self.session.prediction is not None:

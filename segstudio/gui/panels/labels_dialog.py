@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.formats import FORMATS, ExportOptions, ExportReport, ImportOptions, ImportReport
 from segstudio.core.masks import parse_class_ref, parse_value_map
 from segstudio.core.tasks import CancelToken, Progress
-from segstudio.gui.controller import ProjectController
+from segstudio.gui.controllers.project_controller import ProjectController
 from segstudio.workspace import label_transfer
 from segstudio.workspace.label_transfer import SINGLE_FILE
 

@@ -1,6 +1,6 @@
 """The model panel: choose the active model file, where it runs, its card, and Segment.
 
-It talks only to the :class:`~segstudio.gui.segmentation.SegmentController`
+It talks only to the :class:`~segstudio.gui.controllers.segment_controller.SegmentController`
 (and triggers the window's actions); the fine-tuning panel is a tab beside it.
 """
 
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.classes import ClassTable
-from segstudio.gui.segmentation import SegmentController
+from segstudio.gui.controllers.segment_controller import SegmentController
 from segstudio.inference.model_file import find_model_files
 from segstudio.workspace.model_choice import (
     BACKEND_TITLES,

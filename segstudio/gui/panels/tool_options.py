@@ -6,7 +6,7 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
 
 from segstudio.core.classes import ClassTable
-from segstudio.gui.editing import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, MAX_RADIUS, MIN_RADIUS
+from segstudio.gui.controllers.tool_controller import LOCK_CLASS, LOCK_NONE, LOCK_UNLABELLED, MAX_RADIUS, MIN_RADIUS
 from segstudio.gui.panels.classes import swatch
 
 

@@ -1,6 +1,6 @@
 """The fine-tuning panel: settings, Start/Stop, a live loss and mIoU plot, the verdict, and "how good is it".
 
-It shows and drives a :class:`~segstudio.gui.training_run.TrainingController`
+It shows and drives a :class:`~segstudio.gui.controllers.training_controller.TrainingController`
 and nothing else. What the run starts from (the active model fine-tuned, or the
 chosen network from scratch — or why it cannot start) is said above the
 settings, which start at that start point's recipe values (read in a worker).
@@ -38,9 +38,9 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.tasks import format_eta
+from segstudio.gui.controllers.training_controller import LOSSES, TrainingController, TrainSettings
 from segstudio.gui.panels.model import _action_button
 from segstudio.gui.panels.training_plot import TrainingPlot
-from segstudio.gui.training_run import LOSSES, TrainingController, TrainSettings
 from segstudio.training.evaluate import CorrectionsReport
 from segstudio.workspace.model_choice import ModelChoice
 from segstudio.workspace.rounds import Round, RoundHistory, change_text, fmt_iou

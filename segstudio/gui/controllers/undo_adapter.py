@@ -6,7 +6,7 @@ the number of commands, fixed while the stack is empty. The core History
 already keeps strokes as compressed bounding-box atoms, one step per stroke,
 and enforces the bound; this adapter only gives it Qt actions: texts
 ("Undo brush"), enabled state, and the calls. Each image has its own History
-(see :class:`~segstudio.gui.controller.ProjectController`), so switching
+(see :class:`~segstudio.gui.controllers.project_controller.ProjectController`), so switching
 classes, tools or images never mixes or loses steps. A class change that
 rewrites masks (a deletion, a merge, a move) is undone by the same Undo once
 the current image has no newer step (the controller decides: ``undo_text``).
@@ -17,7 +17,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 
-from segstudio.gui.controller import ProjectController
+from segstudio.gui.controllers.project_controller import ProjectController
 
 
 class UndoAdapter(QObject):

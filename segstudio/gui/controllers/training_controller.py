@@ -36,7 +36,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken
-from segstudio.gui.segmentation import SegmentController
+from segstudio.gui.controllers.segment_controller import SegmentController
+from segstudio.gui.notifier import Notifier
 from segstudio.workspace.model_choice import LoadedModel, ModelChoice
 from segstudio.workspace.project_training import ProjectTraining
 from segstudio.workspace.rounds import Round, RoundHistory, evaluate_model, held_out_images
@@ -110,10 +111,11 @@ class TrainingController(QObject):
     roundsChanged = Signal(object)  # RoundHistory
     reportReady = Signal(str, object)  # title, CorrectionsReport: the latest held-out evaluation per image
 
-    def __init__(self, segment: SegmentController, parent: QObject | None = None) -> None:
+    def __init__(self, segment: SegmentController, notifier: Notifier, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.segment = segment
         self.controller = segment.controller
+        self.notifier = notifier
         self.workers = segment.workers
         self.target: ModelChoice | None = None
         """What a run trains: None — the active model, fine-tuned; else a network (or preset) from scratch."""
@@ -199,7 +201,7 @@ class TrainingController(QObject):
     def _no_engine(self, message: str) -> None:
         # e.g. the frozen CPU/ONNX app, which ships without torch
         self.unavailable = f"the training engine cannot load: {message} (training needs PyTorch)"
-        self.controller.message.emit(f"Fine-tuning is unavailable: {self.unavailable}")
+        self.notifier.say(f"Fine-tuning is unavailable: {self.unavailable}")
         self.stateChanged.emit()
 
     def _defaults_found(self, generation: int, settings: TrainSettings) -> None:
@@ -236,11 +238,11 @@ class TrainingController(QObject):
         reason = self.blocked_reason()
         project = self.controller.project
         if reason is not None or project is None:
-            self.controller.message.emit(f"Cannot fine-tune: {reason}")
+            self.notifier.say(f"Cannot fine-tune: {reason}")
             return False
         errors = self.controller.flush()  # the run reads the labels from disk
         if errors:
-            self.controller.errorOccurred.emit("Cannot fine-tune", "These labels could not be saved:\n"
+            self.notifier.error("Cannot fine-tune", "These labels could not be saved:\n"
                                                + "\n".join(errors))
             return False
         start = self.start_point()
@@ -251,7 +253,7 @@ class TrainingController(QObject):
                                   export_onnx=export)
             run.start()
         except (ValueError, OSError) as exc:
-            self.controller.errorOccurred.emit("Cannot fine-tune", str(exc))
+            self.notifier.error("Cannot fine-tune", str(exc))
             return False
         self.run = run
         self._run_project = project
@@ -259,7 +261,7 @@ class TrainingController(QObject):
         self._timer.start()
         self.started.emit()
         what = "Continuous training started" if run.continuous else "Fine-tuning started"
-        self.controller.message.emit(f"{what}: {start.text}")
+        self.notifier.say(f"{what}: {start.text}")
         self.stateChanged.emit()
         return True
 
@@ -268,7 +270,7 @@ class TrainingController(QObject):
         if self.run is not None:
             self.run.cancel()
             self._kill_timer.start()
-            self.controller.message.emit("Stopping the fine-tuning run…")
+            self.notifier.say("Stopping the fine-tuning run…")
 
     def _kill_after_grace(self) -> None:
         if self.run is not None and self.run.is_alive():
@@ -348,22 +350,22 @@ class TrainingController(QObject):
         if ev.kind == "finished" and run.continuous:
             text = f"Continuous training {ev.message or 'stopped'}"
             self.ended.emit(ev.kind, text)
-            self.controller.message.emit(text)
+            self.notifier.say(text)
         elif ev.kind == "finished" and ev.model_path:
             text = (f"Trained for {ev.elapsed_s:.0f} s ({ev.step} steps): judging {Path(ev.model_path).name} on the "
                     "held-out corrections…")
             self.ended.emit(ev.kind, text)
-            self.controller.message.emit(text)
+            self.notifier.say(text)
             if project is not None and project is self.controller.project:
                 self._conclude(run, ev)
         elif ev.kind in ("cancelled", "stopped"):
             text = "Fine-tuning stopped; the active model stays as it was"
             self.ended.emit(ev.kind, text)
-            self.controller.message.emit(text)
+            self.notifier.say(text)
         else:
             text = f"Fine-tuning failed: {ev.message or 'the training process ended'}. The active model stays."
             self.ended.emit(ev.kind, text)
-            self.controller.errorOccurred.emit("Fine-tuning failed", text)
+            self.notifier.error("Fine-tuning failed", text)
         self.stateChanged.emit()
 
     # ------------------------------------------------------------------ a round: judge, then activate or keep
@@ -387,10 +389,10 @@ class TrainingController(QObject):
         if r.after is not None:
             self.reportReady.emit(f"Round {r.number}: {name}", r.after)
         if r.activated:
-            self.controller.message.emit(f"{name} is now active: {r.verdict}")
+            self.notifier.say(f"{name} is now active: {r.verdict}")
             self._activate(r.model_after, [t for t in [self._resegment_target()] if t])
         else:
-            self.controller.message.emit(f"{name} is not made active: {r.verdict}")
+            self.notifier.say(f"{name} is not made active: {r.verdict}")
         self.concluded.emit(r)
         self.finished.emit(r.model_after)
         self.stateChanged.emit()
@@ -405,7 +407,7 @@ class TrainingController(QObject):
             try:
                 registry.save()
             except OSError as exc:
-                self.controller.message.emit(f"Could not save the model versions: {exc}")
+                self.notifier.say(f"Could not save the model versions: {exc}")
         if self.last_round is not None and self.last_round.model_after == model:
             self.last_round.activated = True
         self._activate(model, [t for t in [self._resegment_target()] if t])
@@ -416,7 +418,7 @@ class TrainingController(QObject):
         if self.previous_model is not None and Path(self.previous_model).is_file():
             back, self.previous_model = self.previous_model, None
             self.segment.choose_file(back)
-            self.controller.message.emit(f"Switched back to {Path(back).name}")
+            self.notifier.say(f"Switched back to {Path(back).name}")
             self.stateChanged.emit()
 
     def _activate(self, model: str, reseg: list[str]) -> None:
@@ -432,7 +434,7 @@ class TrainingController(QObject):
         if project is None or self._run_project is not project:
             return
         run.publish(ev)
-        self.controller.message.emit(f"A better version was published: {ev.message}")
+        self.notifier.say(f"A better version was published: {ev.message}")
         self.published.emit(ev.model_path)
         self._activate(ev.model_path, self._ahead_targets(PRESEGMENT))
 
@@ -468,7 +470,7 @@ class TrainingController(QObject):
             return
         self._pending_model = None
         if not self._reseg_targets:
-            self.controller.message.emit("The new model is active; every image is labelled, nothing to re-segment")
+            self.notifier.say("The new model is active; every image is labelled, nothing to re-segment")
             return
         if len(self._reseg_targets) == 1:
             current = self.controller.current
@@ -487,7 +489,7 @@ class TrainingController(QObject):
             self._reseg_targets = []
             reason = self.segment.blocked_reason()
             if reason is not None:
-                self.controller.message.emit(f"The new model is active but cannot segment yet: {reason}")
+                self.notifier.say(f"The new model is active but cannot segment yet: {reason}")
                 return
             self.segment.segment_current()
             return
@@ -498,25 +500,25 @@ class TrainingController(QObject):
     def _eval_failed(self, generation: int, message: str) -> None:
         self.evaluating.emit(False)
         if generation == self._eval_generation:
-            self.controller.message.emit(f"Could not score the model on the held-out corrections: {message}")
+            self.notifier.say(f"Could not score the model on the held-out corrections: {message}")
 
     def evaluate_now(self) -> bool:
         """Score the active model file on the held-out corrections now (in a worker); False when it cannot."""
         project, model = self.controller.project, self._active_model()
         if project is None or model is None:
-            self.controller.message.emit("Choose a model file first: there is nothing to score")
+            self.notifier.say("Choose a model file first: there is nothing to score")
             return False
         if self.workers.running("evaluate"):
             return False
         errors = self.controller.flush()  # score against what the user sees
         if errors:
-            self.controller.errorOccurred.emit("Could not save", "\n".join(errors))
+            self.notifier.error("Could not save", "\n".join(errors))
             return False
         sync = not self.running  # a running training process is the split's one writer
         held = held_out_images(project, sync=sync)
         if not held:
             self.reportReady.emit(f"Now: {Path(model).name}", None)
-            self.controller.message.emit("No held-out correction yet: the 2nd, 7th, 12th … corrected image is kept "
+            self.notifier.say("No held-out correction yet: the 2nd, 7th, 12th … corrected image is kept "
                                          "aside to judge models; correct another image first")
             return False
         self._eval_generation += 1

@@ -2,7 +2,7 @@
 
 The main window builds one :class:`ModelCommands` and leaves the model actions
 to it (they need dialogs, so they live in the GUI layer rather than in the
-:class:`~segstudio.gui.segmentation.SegmentController`), which keeps the
+:class:`~segstudio.gui.controllers.segment_controller.SegmentController`), which keeps the
 composition root small.
 """
 
@@ -14,8 +14,9 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from segstudio.gui.actions import Actions
+from segstudio.gui.controllers.segment_controller import SegmentController
+from segstudio.gui.notifier import Notifier
 from segstudio.gui.panels.batch import BatchDialog, BatchProgressDialog
-from segstudio.gui.segmentation import SegmentController
 from segstudio.gui.settings import AppSettings
 from segstudio.inference.model_file import find_model_files
 
@@ -23,11 +24,12 @@ from segstudio.inference.model_file import find_model_files
 class ModelCommands(QObject):
     """Connects the model actions (File › Batch, Image › Next most uncertain, the Model menu) to their work."""
 
-    def __init__(self, window: QWidget, segment: SegmentController, actions: Actions, settings: AppSettings,
-                 models_folder: Path) -> None:
+    def __init__(self, window: QWidget, segment: SegmentController, notifier: Notifier, actions: Actions,
+                 settings: AppSettings, models_folder: Path) -> None:
         super().__init__(window)
         self.window = window
         self.segment = segment
+        self.notifier = notifier
         self.actions = actions
         self.settings = settings
         self.models_folder = models_folder
@@ -67,7 +69,7 @@ class ModelCommands(QObject):
 
     def next_uncertain(self) -> None:
         target, text = self.segment.next_uncertain(self.segment.controller.requested_path)
-        self.segment.controller.message.emit(text)
+        self.notifier.say(text)
         if target is not None:
             self.segment.controller.open_entry(target)
 

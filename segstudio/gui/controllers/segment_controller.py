@@ -1,12 +1,12 @@
 """The model side of the window: the chosen model, where it runs, and Segment / Segment all unlabelled.
 
 :class:`SegmentController` sits beside the
-:class:`~segstudio.gui.controller.ProjectController`: it loads the chosen
+:class:`~segstudio.gui.controllers.project_controller.ProjectController`: it loads the chosen
 model in a worker, matches its classes to the project's, runs segmentation
 in workers (with progress and cancel) and hands the results to the project
 controller, which shows them. The model panel and the actions only call it and
 listen to its signals. The choice is a model file (or none); what a fine-tuning
-run trains is chosen on the training side (training_run.py), which uses the same
+run trains is chosen on the training side (training_controller.py), which uses the same
 entry points: :attr:`choice` (the active model, fine-tuned by default and the
 "before" of every verdict) and :meth:`choose_file` (make a new model version active).
 """
@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken, Progress, format_eta
-from segstudio.gui.controller import ProjectController
+from segstudio.gui.controllers.project_controller import ProjectController
+from segstudio.gui.notifier import Notifier
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.workers import Task
 from segstudio.workspace.domain import domain_warning
@@ -60,9 +61,11 @@ class SegmentController(QObject):
     stateChanged = Signal()  # whether Segment can run changed
     domainWarning = Signal(str)  # the images seem unlike the model's (said once per project and model)
 
-    def __init__(self, controller: ProjectController, settings: AppSettings, parent: QObject | None = None) -> None:
+    def __init__(self, controller: ProjectController, notifier: Notifier, settings: AppSettings,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.notifier = notifier
         self.workers = controller.workers
         self.settings = settings
         self.choice: ModelChoice | None = None
@@ -153,7 +156,7 @@ class SegmentController(QObject):
             self.detect_runtimes()
             stored = ModelChoice.from_json(self.settings.model_choice(project.root))
             if stored is not None and stored.kind == "file" and not Path(stored.path).is_file():
-                self.controller.message.emit(f"The model chosen for this project, {stored.path}, is gone; "
+                self.notifier.say(f"The model chosen for this project, {stored.path}, is gone; "
                                              "choose another in the Model panel")
                 stored = None
             if stored is not None:
@@ -200,7 +203,7 @@ class SegmentController(QObject):
         if self.runtimes.decide(backend, file_format(choice.path)).exports_onnx:
             note = ((note + "; ") if note else "") + ("the first time on this machine it is converted for "
                                                        "ONNX Runtime, which can take a minute")
-        self.controller.message.emit(f"Loading {choice.title}…" + (f" ({note})" if note else ""))
+        self.notifier.say(f"Loading {choice.title}…" + (f" ({note})" if note else ""))
         self.workers.start("load model", lambda c: load_choice(choice, backend, names),
                            on_finished=lambda r: self._loaded(generation, r, class_names),
                            on_failed=lambda msg: self._load_failed(generation, msg))
@@ -220,7 +223,7 @@ class SegmentController(QObject):
         self.loaded = result
         be = result.predictor.backend
         notes = "; ".join(n for n in result.predictor.notes if not n.startswith("ONNX export:"))
-        self.controller.message.emit(f"{result.choice.title} runs on {be.name}" + (f" ({notes})" if notes else ""))
+        self.notifier.say(f"{result.choice.title} runs on {be.name}" + (f" ({notes})" if notes else ""))
         self.modelChanged.emit(result)
         self._refit()
 
@@ -231,7 +234,7 @@ class SegmentController(QObject):
         self.load_error = message
         self.loadingChanged.emit(False)
         self.loadFailed.emit(message)
-        self.controller.message.emit(f"Cannot use the model: {message}")
+        self.notifier.say(f"Cannot use the model: {message}")
         self._changed()
 
     def give_class_names(self, names: list[str]) -> None:
@@ -276,7 +279,7 @@ class SegmentController(QObject):
         doc = self.controller.current
         reason = self.blocked_reason() or (None if doc is not None else "open an image first")
         if reason or doc is None:
-            self.controller.message.emit(f"Cannot segment: {reason}")
+            self.notifier.say(f"Cannot segment: {reason}")
             return False
         project, scores, loaded, fit = self.controller.project, self.controller.scores, self.loaded, self.fit
         assert project is not None and scores is not None and loaded is not None and fit is not None
@@ -304,7 +307,7 @@ class SegmentController(QObject):
         """Segment every image in :meth:`unlabelled_targets` in a worker (progress, cancel)."""
         reason = self.blocked_reason()
         if reason:
-            self.controller.message.emit(f"Cannot segment: {reason}")
+            self.notifier.say(f"Cannot segment: {reason}")
             return False
         targets = self.unlabelled_targets()
         if not targets:
@@ -317,7 +320,7 @@ class SegmentController(QObject):
         reason = self.blocked_reason()
         if reason or not targets:
             if reason:
-                self.controller.message.emit(f"Cannot segment: {reason}")
+                self.notifier.say(f"Cannot segment: {reason}")
             return False
         project, scores, loaded, fit = self.controller.project, self.controller.scores, self.loaded, self.fit
         assert project is not None and scores is not None and loaded is not None and fit is not None
@@ -387,7 +390,7 @@ class SegmentController(QObject):
             text += f"; {summary.skipped} skipped (labelled meanwhile)"
         if summary.errors:
             text += f"; {len(summary.errors)} failed"
-            self.controller.errorOccurred.emit("Some images could not be segmented", "\n".join(summary.errors))
+            self.notifier.error("Some images could not be segmented", "\n".join(summary.errors))
         current = self._current_project()
         self._ended(text)
         if current:
@@ -395,7 +398,7 @@ class SegmentController(QObject):
 
     def _run_failed(self, message: str) -> None:
         self._ended(f"Segmentation failed: {message}")
-        self.controller.errorOccurred.emit("Segmentation failed", message)
+        self.notifier.error("Segmentation failed", message)
 
     def _run_cancelled(self, reason: str) -> None:
         self._ended("Segmentation cancelled; the images already segmented are kept")
@@ -403,7 +406,7 @@ class SegmentController(QObject):
     def _ended(self, text: str) -> None:
         self._run_project = None
         self.runEnded.emit(text)
-        self.controller.message.emit(text)
+        self.notifier.say(text)
         self._changed()
 
     # ------------------------------------------------------------------ where to correct next

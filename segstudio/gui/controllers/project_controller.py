@@ -1,7 +1,13 @@
 """The document/controller layer: the open project, the image being edited, loading, autosave.
 
-:class:`ProjectController` owns the :class:`~segstudio.core.project.Project` and
-the open :class:`~segstudio.workspace.document.ImageDocument` objects. Everything slow
+:class:`ProjectController` drives the window's
+:class:`~segstudio.workspace.project_session.ProjectSession` (the
+:class:`~segstudio.core.project.Project` with its lock, the open
+:class:`~segstudio.workspace.document.ImageDocument` objects in their
+:class:`~segstudio.workspace.document_cache.DocumentCache`, the image shown) and
+announces its changes as signals; it tells the user things through the window's
+:class:`~segstudio.gui.notifier.Notifier`, and saves the edited labels through its
+:class:`~segstudio.gui.controllers.label_saver.LabelSaver` (the autosave). Everything slow
 (opening a project, decoding an image and building its pyramid, writing masks,
 rewriting masks when classes merge) runs in :mod:`segstudio.gui.workers`; the
 results come back as signals. Panels and the main window only talk to this
@@ -10,12 +16,12 @@ through the same few methods: :meth:`set_prediction` (a prediction and its
 uncertainty for any image, saved with ``Project.save_prediction``),
 :meth:`show_prediction` (one already saved by a worker), :attr:`scores` (the
 images' uncertainty scores), :attr:`class_changes` (the class table's changes and
-their undo, :mod:`segstudio.gui.class_changes`) and :attr:`workers` for their own
+their undo, :mod:`segstudio.gui.controllers.class_changes`) and :attr:`workers` for their own
 long work.
 
-Documents stay open (with their undo history) while they fit in
-``cache_bytes``; the least recently used saved document is closed first, and
-reopening it starts a fresh history.
+Documents stay open (with their undo history) while they fit the cache's
+bound; the least recently used saved document is closed first, and reopening it
+starts a fresh history.
 
 A project that another segstudio window or command has open (its lock is
 held) opens read-only: the window shows it, says so once, and edits nothing.
@@ -25,43 +31,30 @@ project; the open documents follow the classes the project ends up with.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.atomic import SaveError
-from segstudio.core.classes import ClassTable, mask_dtype, unlabelled_value
+from segstudio.core.classes import ClassTable, mask_dtype
 from segstudio.core.image_io import IMAGE_SUFFIXES
 from segstudio.core.project import Project, ProjectError
-from segstudio.core.project_file import PROJECT_FILE, ImageEntry
+from segstudio.core.project_file import PROJECT_FILE
 from segstudio.core.tasks import CancelToken
-from segstudio.gui.class_changes import ClassChanges
+from segstudio.gui.controllers.class_changes import ClassChanges
+from segstudio.gui.controllers.label_saver import AUTOSAVE_MS, LabelSaver
+from segstudio.gui.notifier import Notifier
 from segstudio.gui.settings import app_data_dir
 from segstudio.gui.workers import WorkerPool
 from segstudio.workspace import opening
 from segstudio.workspace.document import ImageDocument, LoadedDocument, load_document
+from segstudio.workspace.document_cache import CACHE_BYTES
 from segstudio.workspace.opening import EmptyFolder
+from segstudio.workspace.project_session import ProjectSession
 from segstudio.workspace.uncertainty import UncertaintyScores, mean_score, save_uncertainty
-
-AUTOSAVE_MS = 1500
-CACHE_BYTES = 1536 * 1024 * 1024
-
-
-def write_label(project: Project, entry: ImageEntry, mask: np.ndarray) -> None:
-    """Save ``mask`` as the label of ``entry`` (or remove the label file when nothing is labelled).
-
-    A reviewed image that is edited again becomes ``corrected``.
-    """
-    if (mask == unlabelled_value(mask.dtype)).all():
-        if project.label_path(entry).exists():
-            project.delete_label(entry)
-    else:
-        project.save_label(entry, mask)
-    project.save()
 
 
 class ProjectController(QObject):
@@ -79,33 +72,44 @@ class ProjectController(QObject):
     busyChanged = Signal(bool)  # a project-wide change (merging classes) is running
     imagesChanged = Signal(object)  # Project: its images' labels and statuses changed on disk (an import)
     emptyFolder = Signal(object)  # EmptyFolder: a folder without images was opened (nothing was written)
-    message = Signal(str)  # a line for the status bar
-    errorOccurred = Signal(str, str)  # title, message: worth a dialog
 
-    def __init__(self, workers: WorkerPool, parent: QObject | None = None, autosave_ms: int = AUTOSAVE_MS,
-                 cache_bytes: int = CACHE_BYTES, data_dir: Path | None = None) -> None:
+    def __init__(self, workers: WorkerPool, notifier: Notifier, parent: QObject | None = None,
+                 autosave_ms: int = AUTOSAVE_MS, cache_bytes: int = CACHE_BYTES, data_dir: Path | None = None) -> None:
         super().__init__(parent)
         self.workers = workers
+        self.notifier = notifier
+        """Where the user hears of what happens (the window's one :class:`~segstudio.gui.notifier.Notifier`)."""
+        self.session = ProjectSession(cache_bytes)
+        """The open project, its scores, the open images and the one shown."""
+        self.saver = LabelSaver(self.session, workers, notifier, autosave_ms, self)
+        """The autosave: the labels the user edits onto disk."""
+        self.saver.statusChanged.connect(self.statusChanged)
+        self.saver.dirtyChanged.connect(self.dirtyChanged)
         self.data_dir = data_dir if data_dir is not None else app_data_dir()
         """The user's data folder: the projects of read-only image folders are kept in it."""
         self.new_classes: ClassTable = ClassTable()
         """The classes a project the app creates starts with (empty: the window asks for classes, or takes the
         chosen model's)."""
-        self.class_changes = ClassChanges(self)
+        self.class_changes = ClassChanges(self.session, workers, notifier, self.saver.flush, self)
         """Add, rename, recolour, delete, merge, move and import classes, and undo those that rewrote masks."""
-        self.project: Project | None = None
-        self.scores: UncertaintyScores | None = None
+        self.class_changes.classesChanged.connect(self.classesChanged)
+        self.class_changes.documentsRenumbered.connect(self._documents_renumbered)
+        self.class_changes.busyChanged.connect(self.set_busy)
+
+    # ------------------------------------------------------------------ the session's state, read-only
+    @property
+    def project(self) -> Project | None:
+        return self.session.project
+
+    @property
+    def scores(self) -> UncertaintyScores | None:
         """The open project's uncertainty scores (see :mod:`segstudio.workspace.uncertainty`)."""
-        self.current: ImageDocument | None = None
-        self.cache_bytes = cache_bytes
-        self._docs: OrderedDict[str, ImageDocument] = OrderedDict()
-        self._requested: str | None = None
-        self._busy = False
-        self._last_error: str | None = None
-        self._autosave = QTimer(self)
-        self._autosave.setSingleShot(True)
-        self._autosave.setInterval(autosave_ms)
-        self._autosave.timeout.connect(self.save_all_async)
+        return self.session.scores
+
+    @property
+    def current(self) -> ImageDocument | None:
+        """The image shown and edited."""
+        return self.session.current
 
     # ------------------------------------------------------------------ opening
     def open_path(self, path: Path | str) -> None:
@@ -126,7 +130,7 @@ class ProjectController(QObject):
         elif images:
             self.open_images(images)
         else:
-            self.errorOccurred.emit("Cannot open", "Drop one folder or project, or image files ("
+            self.notifier.error("Cannot open", "Drop one folder or project, or image files ("
                                     + ", ".join(IMAGE_SUFFIXES) + ").")
 
     def open_images(self, images: Sequence[Path | str]) -> None:
@@ -158,7 +162,7 @@ class ProjectController(QObject):
     def _start_open(self, text: str, work: Callable[[CancelToken], Any]) -> None:
         if not self.close_project():
             return
-        self.message.emit(text)
+        self.notifier.say(text)
         self.workers.cancel("open project")
 
         def open_and_score(cancel: CancelToken) -> tuple[Project | EmptyFolder, UncertaintyScores | None]:
@@ -166,23 +170,22 @@ class ProjectController(QObject):
             return result, UncertaintyScores.load(result) if isinstance(result, Project) else None
 
         self.workers.start("open project", open_and_score, on_finished=self._opened,
-                           on_failed=lambda msg: self.errorOccurred.emit("Cannot open", msg))
+                           on_failed=lambda msg: self.notifier.error("Cannot open", msg))
 
     def _opened(self, opened: tuple[Project | EmptyFolder, UncertaintyScores | None]) -> None:
         result, scores = opened
         if isinstance(result, EmptyFolder):
-            self.message.emit(result.hint())
+            self.notifier.say(result.hint())
             self.emptyFolder.emit(result)
             return
-        self.project = result
-        self.scores = scores
+        self.session.open(result, scores)
         self.projectChanged.emit(result)
         self.classesChanged.emit(result.classes)
         n = len(result.images)
-        self.message.emit(f"Opened {result.root} ({n} image{'s' if n != 1 else ''})"
+        self.notifier.say(f"Opened {result.root} ({n} image{'s' if n != 1 else ''})"
                           + (" read-only" if result.read_only else ""))
         if result.read_only:
-            self.errorOccurred.emit("Opened read-only", f"The project {result.root} is {result.read_only_reason}. "
+            self.notifier.error("Opened read-only", f"The project {result.root} is {result.read_only_reason}. "
                                     "You can look at it, but nothing is saved; close it there, then open it "
                                     "again here to edit.")
         if result.images:
@@ -194,20 +197,16 @@ class ProjectController(QObject):
             return True
         errors = self.flush()
         if errors:
-            self.errorOccurred.emit("Could not save", "\n".join(errors))
+            self.notifier.error("Could not save", "\n".join(errors))
             return False
         self.workers.cancel("load image")
-        closing = self.project
-        self.project = None
-        self.scores = None
-        self.current = None
+        closing = self.session.detach()
         self.class_changes.undo_steps.clear()
-        self._docs.clear()
-        self._requested = None
         self.documentChanged.emit(None)
         self.projectChanged.emit(None)  # the panels stop (and join) their work on it
         self.workers.join("save prediction")
-        closing.close()  # releases the lock: another window or command may now write the project
+        if closing is not None:
+            closing.close()  # releases the lock: another window or command may now write the project
         return True
 
     def rescan(self) -> None:
@@ -218,28 +217,28 @@ class ProjectController(QObject):
             found = self.project.refresh()
             self.project.save()
         except (ProjectError, SaveError) as exc:
-            self.errorOccurred.emit("Cannot rescan", str(exc))
+            self.notifier.error("Cannot rescan", str(exc))
             return
         self.projectChanged.emit(self.project)
-        self.message.emit(f"{len(found.added)} new image(s); {len(found.missing)} missing")
+        self.notifier.say(f"{len(found.added)} new image(s); {len(found.missing)} missing")
 
     # ------------------------------------------------------------------ images
     @property
     def requested_path(self) -> str | None:
         """The image asked for last (it may still be loading)."""
-        return self._requested
+        return self.session.requested
 
     def document(self, path: str) -> ImageDocument | None:
         """The open document of an image, if it is open."""
-        return self._docs.get(path)
+        return self.session.documents.get(path)
 
     def open_entry(self, path: str) -> None:
         """Show the image ``path`` (project-relative): at once if it is open, else after loading it."""
         if self.project is None:
             return
         entry = self.project.entry(path)
-        self._requested = entry.path
-        doc = self._docs.get(entry.path)
+        self.session.requested = entry.path
+        doc = self.session.documents.get(entry.path)
         if doc is not None:
             self.workers.cancel("load image")
             self._make_current(doc)
@@ -247,34 +246,32 @@ class ProjectController(QObject):
         self.workers.cancel("load image")
         project = self.project
         self.loadingStarted.emit(entry.path)
-        self.message.emit(f"Loading {entry.path}…")
+        self.notifier.say(f"Loading {entry.path}…")
         self.workers.start("load image", lambda c: load_document(project, entry, c),
                            on_finished=lambda loaded: self._loaded(project, loaded),
                            on_failed=lambda msg: self._load_failed(entry.path, msg))
 
     def _loaded(self, project: Project, loaded: LoadedDocument) -> None:
-        if project is not self.project or loaded.entry.path != self._requested:
+        if project is not self.project or loaded.entry.path != self.session.requested:
             return  # the user moved on while it loaded
         doc = ImageDocument(loaded)
         if project.read_only and doc.read_only_reason is None:
             doc.read_only_reason = f"the project is {project.read_only_reason}"  # said once, when it opened
-            self._docs[doc.path] = doc
             self._make_current(doc)
-            self.message.emit(f"{doc.path}: read-only")
+            self.notifier.say(f"{doc.path}: read-only")
             return
-        self._docs[doc.path] = doc
         self._make_current(doc)
         if doc.read_only_reason:
-            self.errorOccurred.emit("Opened read-only", f"{doc.path}: {doc.read_only_reason}")
+            self.notifier.error("Opened read-only", f"{doc.path}: {doc.read_only_reason}")
         elif doc.notes:
-            self.message.emit(f"{doc.path}: {'; '.join(doc.notes)}")
+            self.notifier.say(f"{doc.path}: {'; '.join(doc.notes)}")
         else:
-            self.message.emit(f"{doc.path}: {doc.shape[1]}×{doc.shape[0]}")
+            self.notifier.say(f"{doc.path}: {doc.shape[1]}×{doc.shape[0]}")
 
     def _load_failed(self, path: str, msg: str) -> None:
-        if path == self._requested:
+        if path == self.session.requested:
             self.loadFailed.emit(path, msg)
-            self.message.emit(f"Cannot open {path}: {msg}")
+            self.notifier.say(f"Cannot open {path}: {msg}")
 
     def _make_current(self, doc: ImageDocument) -> None:
         previous = self.current
@@ -283,29 +280,15 @@ class ProjectController(QObject):
         if previous is not None:
             previous.session.end_stroke()
             if previous.dirty:
-                self.save_async(previous)
-        self._docs.move_to_end(doc.path)
-        self.current = doc
+                self.saver.save_async(previous)
+        self.session.show(doc)
         self.documentChanged.emit(doc)
-        self._evict()
-
-    def _evict(self) -> None:
-        total = sum(d.memory_bytes() for d in self._docs.values())
-        for path in list(self._docs):
-            if total <= self.cache_bytes:
-                break
-            d = self._docs[path]
-            if d is self.current or d.dirty or d.saving:
-                continue
-            total -= d.memory_bytes()
-            del self._docs[path]
 
     # ------------------------------------------------------------------ edits and saving
     def note_edit(self) -> None:
         """Call after an edit of the current label (a stroke ended, undo, redo): schedules the autosave."""
         self.labelEdited.emit()
-        self.dirtyChanged.emit(self.any_dirty())
-        self._autosave.start()
+        self.saver.edited()
 
     def undo(self) -> None:
         """Undo the current image's last step; when it has none left, the last class change (a deletion, a
@@ -338,81 +321,26 @@ class ProjectController(QObject):
 
     def unsaved_paths(self) -> set[str]:
         """The images whose label has edits not yet on disk."""
-        return {d.path for d in self._docs.values() if d.dirty}
+        return self.session.documents.unsaved_paths()
 
     def open_documents(self) -> list[ImageDocument]:
         """The images open now (with their undo history), the current one among them."""
-        return list(self._docs.values())
+        return list(self.session.documents)
 
     def any_dirty(self) -> bool:
-        return any(d.dirty for d in self._docs.values())
+        return self.session.documents.any_dirty()
 
     def save_all_async(self) -> None:
-        """Start saving every unsaved label (the autosave); an unfinished stroke postpones it."""
-        if self.current is not None and self.current.session.in_stroke:
-            self._autosave.start()
-            return
-        for doc in list(self._docs.values()):
-            self.save_async(doc)
-
-    def save_async(self, doc: ImageDocument) -> None:
-        """Save ``doc``'s label in a worker (a copy taken now); a newer edit is saved after it."""
-        if self.project is None or not doc.dirty or not doc.editable or doc.saving:
-            return
-        project, entry, version = self.project, doc.entry, doc.version
-        mask = doc.session.label.copy()
-        doc.saving = True
-        self.workers.start("save label", lambda c: write_label(project, entry, mask),
-                           on_finished=lambda _: self._saved(doc, version),
-                           on_failed=lambda msg: self._save_failed(doc, msg))
-
-    def _saved(self, doc: ImageDocument, version: int) -> None:
-        doc.saving = False
-        doc.saved_version = max(doc.saved_version, version)
-        doc.save_error = None
-        self._last_error = None
-        self.statusChanged.emit(doc.path)
-        self.dirtyChanged.emit(self.any_dirty())
-        if doc.dirty:
-            self._autosave.start()
-
-    def _save_failed(self, doc: ImageDocument, msg: str) -> None:
-        doc.saving = False
-        doc.save_error = msg
-        self.message.emit(f"Could not save {doc.path}: {msg}")
-        if msg != self._last_error:  # one dialog per distinct problem, not one per autosave
-            self._last_error = msg
-            self.errorOccurred.emit("Could not save", f"{doc.path}: {msg}\nYour edits stay open; "
-                                    "segstudio tries again after the next edit, on Save, and on closing.")
+        """Start saving every unsaved label now (File › Save; the autosave does the same)."""
+        self.saver.save_all_async()
 
     def flush(self) -> list[str]:
         """Save every unsaved label now, on this thread (closing, switching projects); returns the errors."""
-        self._autosave.stop()
-        self.workers.join("save label")
-        self.workers.join("save prediction")
-        errors: list[str] = []
-        if self.project is None:
-            return errors
-        for doc in self._docs.values():
-            doc.session.end_stroke()
-            doc.saving = False
-            if not doc.dirty or not doc.editable:
-                continue
-            version = doc.version
-            try:
-                write_label(self.project, doc.entry, doc.session.label)
-            except (SaveError, ProjectError, ValueError, OSError) as exc:
-                errors.append(f"{doc.path}: {exc}")
-                continue
-            doc.saved_version = version
-            self.statusChanged.emit(doc.path)
-        self.dirtyChanged.emit(self.any_dirty())
-        return errors
+        return self.saver.flush()
 
     def discard_unsaved(self) -> None:
         """Forget unsaved edits (the user chose to close without saving after a failed save)."""
-        for doc in self._docs.values():
-            doc.saved_version = doc.version
+        self.saver.discard_unsaved()
 
     def toggle_reviewed(self) -> None:
         """Mark the current image reviewed (saving its label first), or back to corrected."""
@@ -422,13 +350,13 @@ class ProjectController(QObject):
         if doc.dirty:
             errors = self.flush()
             if errors:
-                self.errorOccurred.emit("Could not save", "\n".join(errors))
+                self.notifier.error("Could not save", "\n".join(errors))
                 return
         try:
             project.set_status(doc.entry, "corrected" if doc.entry.status == "reviewed" else "reviewed")
             project.save()
         except (ProjectError, SaveError) as exc:
-            self.errorOccurred.emit("Cannot mark reviewed", str(exc))
+            self.notifier.error("Cannot mark reviewed", str(exc))
             return
         self.statusChanged.emit(doc.path)
 
@@ -446,7 +374,7 @@ class ProjectController(QObject):
             raise RuntimeError("no project is open")
         entry = self.project.entry(path)
         labels = labels.astype(mask_dtype(len(self.project.classes)), copy=False)
-        doc = self._docs.get(entry.path)
+        doc = self.session.documents.get(entry.path)
         if doc is not None:
             doc.set_prediction(labels, uncertainty)
             self.predictionChanged.emit(doc)
@@ -464,13 +392,13 @@ class ProjectController(QObject):
 
         self.workers.start("save prediction", save,
                            on_finished=lambda _: self.statusChanged.emit(entry.path),
-                           on_failed=lambda msg: self.errorOccurred.emit("Could not save the prediction",
+                           on_failed=lambda msg: self.notifier.error("Could not save the prediction",
                                                                          f"{entry.path}: {msg}"))
 
     def show_prediction(self, path: str, labels: np.ndarray, uncertainty: np.ndarray | None) -> None:
         """Show a prediction a worker has already saved (labels in the project's classes): the open
         document (if any) shows it, and the file list its new status."""
-        doc = self._docs.get(path)
+        doc = self.session.documents.get(path)
         if doc is not None and doc.shape == labels.shape:
             doc.set_prediction(labels, uncertainty)
             self.predictionChanged.emit(doc)
@@ -485,27 +413,26 @@ class ProjectController(QObject):
     # ------------------------------------------------------------------ classes
     @property
     def classes(self) -> ClassTable:
-        return self.project.classes if self.project is not None else ClassTable()
+        return self.session.classes
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self.session.busy
 
     def project_job_blocked(self) -> str | None:
         """Why a job that rewrites the project's masks (a class change, an import) cannot start now, or None."""
-        if self.project is None:
-            return "no project is open"
-        if self.project.read_only:
-            return f"the project is {self.project.read_only_reason}"
-        if self._busy:
-            return "another change to the project is running"
-        return self.class_changes.blocked()
+        return self.session.job_blocked() or self.class_changes.blocked()
 
     def set_busy(self, busy: bool) -> None:
         """Hold the window still (no painting, no panels) while a project-wide job runs (a class change, an
         import)."""
-        self._busy = busy
+        self.session.busy = busy
         self.busyChanged.emit(busy)
+
+    def _documents_renumbered(self) -> None:
+        """A class change renumbered the open images: show the current one again (zoom and position kept)."""
+        if self.current is not None:
+            self.documentChanged.emit(self.current)
 
     def reload_from_disk(self) -> None:
         """Forget the open images and show the current one again as its files now hold it (after an import
@@ -513,10 +440,9 @@ class ProjectController(QObject):
         project = self.project
         if project is None:
             return
-        path = self._requested
+        path = self.session.requested
         self.workers.cancel("load image")
-        self._docs.clear()
-        self.current = None
+        self.session.forget_documents()
         self.documentChanged.emit(None)
         self.classesChanged.emit(project.classes)
         self.imagesChanged.emit(project)
