@@ -14,10 +14,11 @@ docs/BENCHMARKS.md). Two remedies, both from the frozen starting weights:
 - **A judge that sees it.** Held-out strokes lie exactly where a model was wrong,
   so the starting model scores near zero on them and any change looks like an
   improvement. When held-out labels leave pixels unlabelled, the held-out score
-  is the mean of two halves: the mIoU on the labelled pixels, and the fraction
-  of the unlabelled pixels where the version agrees with the starting model's
-  prediction (pixels, not per-class IoU: corrections often change rare classes,
-  and the classes that cover the image are what a forgetting network loses). A
+  is the mean of two halves: the mIoU on the labelled pixels, and the mIoU of
+  agreement with the starting model's prediction on the unlabelled ones (per
+  class, not per pixel: measured on CamVid, a version that still agreed on 92 %
+  of the pixels had lost 0.09 test mIoU in its smaller classes, and a judge by
+  pixels let it through). A
   version that learns the strokes and keeps the rest scores higher than the
   start; one that learns the strokes by forgetting the rest scores lower.
 
@@ -44,7 +45,6 @@ from segstudio.core.metrics import SegMetrics, confusion_matrix
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 from segstudio.inference.predictor import Predictor
 from segstudio.training.data import Sample
-
 
 DENSE_FROM = 0.7
 """A label covering at least this fraction of its image is a dense mask (e.g. CamVid's, void aside)."""
@@ -87,7 +87,7 @@ class HeldOutScore:
         miou = self.labelled.miou
         if self.agreement is None or not self.agreement.confusion.any():
             return miou
-        agree = self.agreement.pixel_accuracy
+        agree = self.agreement.miou
         if np.isnan(miou):
             return agree
         return 0.5 * (miou + agree)
@@ -95,8 +95,9 @@ class HeldOutScore:
     def describe(self) -> str:
         if self.agreement is None or not self.agreement.confusion.any():
             return f"held-out mIoU {self.labelled.miou:.4f}"
-        return (f"held-out score {self.score:.4f} = ½ · corrections' mIoU {self.labelled.miou:.4f} + ½ · pixels "
-                f"agreeing with the starting model where nothing is labelled {self.agreement.pixel_accuracy:.4f}")
+        return (f"held-out score {self.score:.4f} = ½ · corrections' mIoU {self.labelled.miou:.4f} + ½ · mIoU of "
+                f"agreement with the starting model where nothing is labelled {self.agreement.miou:.4f} (pixels "
+                f"{self.agreement.pixel_accuracy:.3f})")
 
 
 class StartModel:

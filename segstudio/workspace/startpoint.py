@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 StartKind = Literal["finetune", "scratch", "none"]
 Mode = Literal["rounds", "continuous"]
-CONTINUOUS_EMA = 0.99
-"""Continuous mode: the decay of the moving average of the weights that is judged and published."""
 DEFAULT_SECONDS = {"finetune": 180, "scratch": 600}
 """The default length of a round: fine-tuning 3 minutes (its early stop often ends it sooner); from scratch 10."""
 
@@ -138,9 +136,6 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
         cfg.early_stopping_patience = None
         cfg.val_every_s = cfg.val_every_s or 15.0
         cfg.val_every_epochs = 0.0
-        # the learning rate stays constant: what is judged and published is an average of the weights over the
-        # last ~100 steps, which is steadier than the weights of any one step
-        cfg.ema_decay = cfg.ema_decay or CONTINUOUS_EMA
     if settings.lr is not None:
         cfg.lr = float(settings.lr)
     if settings.loss:

@@ -123,7 +123,7 @@ def test_sparse_held_out_labels_are_judged_with_the_start_unless_the_head_was_re
     events = run(tiny_config(tmp_path / "a", init_model=str(same), steps=2, keep_start=1.0),
                  ProjectData(str(project.root)))
     judged = [e.message for e in events if e.kind == "validated"]
-    assert judged and all("agreeing with the starting model" in m for m in judged)
+    assert judged and all("agreement with the starting model" in m for m in judged)
     other = base_model(tmp_path / "m" / "other.safetensors", classes=["a", "b", "c"])
     events = run(tiny_config(tmp_path / "b", init_model=str(other), steps=2, keep_start=1.0),
                  ProjectData(str(project.root)))

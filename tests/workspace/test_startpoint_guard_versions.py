@@ -57,7 +57,6 @@ def test_each_start_point_gets_its_recipe(tmp_path: Path) -> None:
     cont = run_config(start_point(ModelChoice.file(model)), RunSettings(mode="continuous", lr=3e-4), tmp_path)
     assert cont.continuous and cont.max_seconds is None and cont.steps is None and cont.lr == 3e-4
     assert cont.val_every_s == 15.0 and cont.early_stopping_patience is None
-    assert cont.ema_decay == 0.99 and ft.ema_decay is None  # continuous: the weights' average is judged
     assert cont.keep_start == 5.0 and small.keep_start == 0.0  # a trained start is kept where nothing is labelled
     with pytest.raises(ValueError):
         run_config(start_point(None), RunSettings(), tmp_path)
