@@ -203,7 +203,8 @@ def run_network(args: argparse.Namespace, frames: list[Frame], classes: list[str
     usable = active is not None and state["predictor"].card.classes.names == project.classes.names
     if not usable:
         state["predictor"] = None
-    settings = RunSettings(mode=args.mode, seconds=args.round_seconds if args.mode == "rounds" else None)
+    settings = RunSettings(mode=args.mode, seconds=args.round_seconds if args.mode == "rounds" else None,
+                           lr=args.lr)
     session = Session(frames, args.budget_seconds, args.brush, args.max_strokes, TimeModel(), realtime=True)
 
     def predict(f: Frame) -> np.ndarray | None:
@@ -368,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget-seconds", type=float, default=600.0, help="annotation seconds (default 600)")
     ap.add_argument("--mode", choices=("continuous", "rounds"), default="continuous")
     ap.add_argument("--round-seconds", type=float, default=60.0, help="length of a round in rounds mode")
+    ap.add_argument("--lr", type=float, help="learning rate (default: the recipe's, as the app)")
     ap.add_argument("--baseline", choices=("rf", "none"), default="none")
     ap.add_argument("--rf-threads", type=int, default=2, help="threads fitting the forest (its time is not charged)")
     ap.add_argument("--rf-pixels", type=int, default=100_000, help="labelled pixels the forest is fitted on")
