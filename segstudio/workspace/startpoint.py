@@ -142,5 +142,9 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
         cfg.loss_stages = ((0.0, settings.loss),)
     if settings.freeze_encoder is not None:
         cfg.freeze_encoder = bool(settings.freeze_encoder)
+    if settings.mode == "continuous" and cfg.schedule != "constant":
+        # the learning rate (the recipe's or the user's) is a schedule's peak; continuous mode never decays, so it
+        # runs at the schedule's mean rate (cosine: halfway between the peak and the floor)
+        cfg.lr *= (1.0 + cfg.min_lr_ratio) / 2.0
     cfg.validate()
     return cfg

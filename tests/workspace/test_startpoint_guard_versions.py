@@ -55,7 +55,11 @@ def test_each_start_point_gets_its_recipe(tmp_path: Path) -> None:
     seg = run_config(start_point(ModelChoice.untrained("segformer_b0")), RunSettings(seconds=30), tmp_path)
     assert seg.arch == "segformer_b0" and seg.lr == 5e-4 and seg.max_seconds == 30
     cont = run_config(start_point(ModelChoice.file(model)), RunSettings(mode="continuous", lr=3e-4), tmp_path)
-    assert cont.continuous and cont.max_seconds is None and cont.steps is None and cont.lr == 3e-4
+    assert cont.continuous and cont.max_seconds is None and cont.steps is None
+    assert cont.lr == pytest.approx(3e-4 * 0.55)  # constant at the cosine schedule's mean (it decays to a tenth)
+    cont_small = run_config(start_point(ModelChoice.preset_network("small-data")), RunSettings(mode="continuous"),
+                            tmp_path)
+    assert cont_small.lr == pytest.approx(2.5e-3)  # 5e-3 decaying to 0: its mean
     assert cont.val_every_s == 15.0 and cont.early_stopping_patience is None
     assert cont.keep_start == 5.0 and small.keep_start == 0.0  # a trained start is kept where nothing is labelled
     with pytest.raises(ValueError):
