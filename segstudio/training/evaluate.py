@@ -10,7 +10,7 @@ sparse corrections are scored on the pixels the user painted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,13 @@ def _nan_to_none(x: float) -> float | None:
 
 
 def score_samples(predictor: Predictor, samples: Iterable[Sample], cancel: CancelToken = NEVER_CANCELLED,
-                  tta: TTA | None = None, uncertainties: list[float] | None = None) -> SegMetrics:
+                  tta: TTA | None = None, uncertainties: list[float] | None = None,
+                  on_prediction: Callable[[Sample, np.ndarray], None] | None = None) -> SegMetrics:
     """Pooled confusion matrix of ``predictor`` over ``samples`` (labels' unlabelled pixels ignored).
 
     ``uncertainties``: when given, each image's mean uncertainty (normalised entropy, as the app shows it) is
-    appended to it."""
+    appended to it. ``on_prediction``: called with each sample and its predicted labels (further figures from
+    the same prediction)."""
     metrics = SegMetrics(predictor.num_classes, ignore_index=None)
     for s in samples:
         cancel.raise_if_cancelled()
@@ -41,6 +43,8 @@ def score_samples(predictor: Predictor, samples: Iterable[Sample], cancel: Cance
         metrics.confusion += confusion_matrix(out.labels, s.label, predictor.num_classes, s.ignore_value)
         if uncertainties is not None and out.entropy is not None:
             uncertainties.append(float(out.entropy.mean(dtype=np.float64)))
+        if on_prediction is not None:
+            on_prediction(s, out.labels)
     return metrics
 
 

@@ -45,6 +45,7 @@ from segstudio.core.metrics import SegMetrics, confusion_matrix
 from segstudio.core.tasks import NEVER_CANCELLED, CancelToken
 from segstudio.inference.predictor import Predictor
 from segstudio.training.data import Sample
+from segstudio.training.evaluate import score_samples
 
 DENSE_FROM = 0.7
 """A label covering at least this fraction of its image is a dense mask (e.g. CamVid's, void aside)."""
@@ -137,17 +138,15 @@ def judge(predictor: Predictor, samples: Sequence[Sample], start: StartModel | N
     """Score ``predictor`` on held-out ``samples`` (see the module docstring); ``start``/``start_predictor``:
     the starting model, or None to judge by the labels alone."""
     k = predictor.num_classes
-    labelled = SegMetrics(k, ignore_index=None)
     agreement = SegMetrics(k, ignore_index=None) if start is not None and start_predictor is not None else None
-    for s in samples:
-        cancel.raise_if_cancelled()
-        out = predictor.predict(s.image, cancel=cancel, confidence=uncertainties is not None)
-        labelled.confusion += confusion_matrix(out.labels, s.label, k, s.ignore_value)
-        if uncertainties is not None and out.entropy is not None:
-            uncertainties.append(float(out.entropy.mean(dtype=np.float64)))
-        if agreement is not None and is_sparse(s.label, s.ignore_value):
-            assert start is not None and start_predictor is not None
+
+    def agree(s: Sample, labels: np.ndarray) -> None:
+        assert agreement is not None and start is not None and start_predictor is not None
+        if is_sparse(s.label, s.ignore_value):
             ref = start.reference(s, start_predictor, cancel).astype(np.int64)
             ref[s.label != s.ignore_value] = k  # labelled pixels are judged by their labels
-            agreement.confusion += confusion_matrix(out.labels, ref, k, k)
+            agreement.confusion += confusion_matrix(labels, ref, k, k)
+
+    labelled = score_samples(predictor, samples, cancel, uncertainties=uncertainties,
+                             on_prediction=agree if agreement is not None else None)
     return HeldOutScore(labelled, agreement)

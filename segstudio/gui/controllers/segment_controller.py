@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.project import Project
@@ -39,7 +40,7 @@ from segstudio.workspace.model_choice import (
     with_missing_added,
 )
 from segstudio.workspace.segmenting import SegmentEvent, SegmentResult, SegmentSummary, segment_many, segment_one
-from segstudio.workspace.uncertainty import next_in_ranking
+from segstudio.workspace.uncertainty import UncertaintyScores, next_in_ranking
 
 _detected: Runtimes | None = None
 """The runtimes found by the first detection in this process (importing torch is slow; it is done once)."""
@@ -281,10 +282,7 @@ class SegmentController(QObject):
         if reason or doc is None:
             self.notifier.say(f"Cannot segment: {reason}")
             return False
-        project, scores, loaded, fit = self.controller.project, self.controller.scores, self.loaded, self.fit
-        assert project is not None and scores is not None and loaded is not None and fit is not None
-        lut = fit.lut
-        assert lut is not None
+        project, scores, loaded, lut = self._run_inputs()
         path, image = doc.path, doc.image
 
         def work(cancel: CancelToken, report: object) -> SegmentResult:
@@ -322,10 +320,7 @@ class SegmentController(QObject):
             if reason:
                 self.notifier.say(f"Cannot segment: {reason}")
             return False
-        project, scores, loaded, fit = self.controller.project, self.controller.scores, self.loaded, self.fit
-        assert project is not None and scores is not None and loaded is not None and fit is not None
-        lut = fit.lut
-        assert lut is not None
+        project, scores, loaded, lut = self._run_inputs()
         open_images = {p: d.image for p in targets if (d := self.controller.document(p)) is not None}
 
         def work(cancel: CancelToken) -> object:
@@ -335,6 +330,13 @@ class SegmentController(QObject):
         self._start("segment all", project, work, self._all_done, self._all_progress)
         self.runProgress.emit(0, len(targets), f"Segmenting {len(targets)} images…")
         return True
+
+    def _run_inputs(self) -> tuple[Project, UncertaintyScores, LoadedModel, np.ndarray]:
+        """(project, its scores, the loaded model, the class lookup table) of a run that is not blocked."""
+        project, scores, loaded, fit = self.controller.project, self.controller.scores, self.loaded, self.fit
+        assert project is not None and scores is not None and loaded is not None and fit is not None
+        assert fit.lut is not None
+        return project, scores, loaded, fit.lut
 
     def _start(self, name: str, project: Project, work: object, done: object, progress: object,
                reporting: bool = False) -> None:
