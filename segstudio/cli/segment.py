@@ -40,7 +40,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp16",
                    help="autocast precision on CUDA (default fp16)")
     p.add_argument("--classes", metavar="A,B,C", help="class names, for an ONNX file without a segstudio card")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: flips × scales 0.5–2 (slower)")
+    p.add_argument("--tta", action="store_true", default=None,
+                   help="test-time augmentation: flips × scales 0.5–2 (slower). Without it, a model trained with "
+                        "quarter turns averages its 8 turned and mirrored views; others see the image alone")
+    p.add_argument("--no-tta", dest="tta", action="store_false", help="the image alone, whatever the model")
     p.add_argument("--overlay", action="store_true", help="also write OUT/overlays/<stem>.png colour overlays")
     p.add_argument("--masks-per-class", action="store_true",
                    help="also write a 0/255 mask per class (OUT/classes/NN-<class>/<stem>.png)")

@@ -92,6 +92,13 @@ class AppSettings:
     def set_outline(self, on: bool) -> None:
         self.q.setValue("view/outline", bool(on))
 
+    def average_views(self) -> bool:
+        """Segment with the 8 turned and mirrored views a model was trained with (``inference/tta.card_tta``)."""
+        return _as_bool(self.q.value("model/average_views"), True)
+
+    def set_average_views(self, on: bool) -> None:
+        self.q.setValue("model/average_views", bool(on))
+
     def theme(self) -> str:
         value = str(self.q.value("view/theme", "system") or "system")
         return value if value in ("system", "light", "dark") else "system"

@@ -59,6 +59,14 @@ class Backend(ABC):
         """Mirror along W."""
 
     @abstractmethod
+    def flip_rows(self, x: Array) -> Array:
+        """Mirror along H."""
+
+    @abstractmethod
+    def transpose(self, x: Array) -> Array:
+        """Swap H and W."""
+
+    @abstractmethod
     def softmax(self, x: Array) -> Array:
         """Softmax over the class axis (1)."""
 
@@ -119,6 +127,12 @@ class NumpyOps(Backend, ABC):
 
     def flip(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x[..., ::-1])
+
+    def flip_rows(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x[..., ::-1, :])
+
+    def transpose(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.swapaxes(2, 3))
 
     def softmax(self, x: np.ndarray) -> np.ndarray:
         e = np.exp(x - x.max(axis=1, keepdims=True))

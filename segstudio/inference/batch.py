@@ -84,7 +84,9 @@ class BatchOptions:
     overlay: bool = False
     masks_per_class: bool = False
     recursive: bool = False
-    tta: bool = False
+    tta: bool | None = None
+    """``None``: the model's default views (:func:`~segstudio.inference.tta.card_tta`); ``True``: flips × four
+    scales; ``False``: the image alone."""
     resume: bool = True
     overwrite: bool = False
     """Resume over finished outputs of another model by segmenting those images again (else OtherModelError)."""

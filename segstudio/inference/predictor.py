@@ -13,8 +13,11 @@ Shared by every backend (see :mod:`segstudio.inference.backend`):
 - **Tiling** (:mod:`segstudio.inference.tiling`) of images larger than
   ``tile_size``: windows with overlap whose logits are blended with raised-cosine
   weights, processed one row of windows at a time.
-- **TTA** (optional): horizontal flip × several scales, probabilities averaged
-  (the DeepLabv3 evaluation recipe); the blend then works on log-probabilities.
+- **TTA** (:mod:`segstudio.inference.tta`): views of the image (a horizontal
+  mirror × several scales, the DeepLabv3 evaluation recipe, or the eight
+  symmetries of the square), probabilities averaged; the blend then works on
+  log-probabilities. A model file trained with quarter turns and mirrors gets
+  the eight symmetries by default (:attr:`Predictor.tta`).
 - **Outputs**: the arg-max class map (uint8 up to 254 classes, else uint16);
   optionally the confidence (max probability), the entropy normalised to 0..1
   (divided by log K) and the per-class probabilities (K×H×W), all float16.
@@ -56,26 +59,11 @@ from segstudio.inference.backend import Array, Backend
 from segstudio.inference.model_file import ModelFile
 from segstudio.inference.open_backend import open_backend
 from segstudio.inference.tiling import TilePlan, plan_tiles
+from segstudio.inference.tta import TTA, TTAChoice, View, card_tta, resolve_tta
 from segstudio.zoo import ModelCard
 
 ProgressCallback = Callable[[Progress], None]
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-@dataclass(frozen=True)
-class TTA:
-    """Test-time augmentation: each scale, with and without a horizontal flip; probabilities averaged."""
-
-    scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-    flip: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.scales or any(s <= 0 for s in self.scales):
-            raise ValueError(f"TTA scales must be positive, got {self.scales}")
-
-    @property
-    def passes(self) -> int:
-        return len(self.scales) * (2 if self.flip else 1)
 
 
 @dataclass
@@ -104,7 +92,8 @@ class Predictor:
     """
 
     def __init__(self, backend: Backend, card: ModelCard, *, size_multiple: int | None = None,
-                 tile_size: int | None = None, overlap: int | None = None, notes: Sequence[str] = ()) -> None:
+                 tile_size: int | None = None, overlap: int | None = None, notes: Sequence[str] = (),
+                 tta: TTA | None = None) -> None:
         self.backend = backend
         self.card = card
         self.size_multiple = size_multiple or card.size_multiple
@@ -113,6 +102,8 @@ class Predictor:
         self.notes = list(notes)
         """Why this backend was chosen (e.g. a fallback), for the GUI's status line and the CLI."""
         self.label_dtype = mask_dtype(card.num_classes)
+        self.tta = tta
+        """The views :meth:`predict` averages unless told otherwise (``None``: the image alone)."""
         self.source: Path | None = None
         """The model file, when opened from one (it identifies the model in batch outputs)."""
         self.model_file: ModelFile | None = None
@@ -123,17 +114,22 @@ class Predictor:
     def from_file(cls, path: Path | str | ModelFile, backend: str = "auto", device: str = "auto", *,
                   precision: str = "fp16", class_names: Sequence[str] | None = None,
                   tile_size: int | None = None, overlap: int | None = None, threads: int | None = None,
-                  cache_dir: Path | str | None = None) -> Predictor:
+                  cache_dir: Path | str | None = None, tta: TTAChoice = None) -> Predictor:
         """Open a ``.safetensors`` or ``.onnx`` model file (or a :class:`ModelFile` already read).
 
         ``backend`` and ``device`` are an engine and a device of the backend registry
         (:mod:`segstudio.inference.backends`, which says what ``auto`` picks).
         ``class_names`` is needed only for an ONNX file without a segstudio card.
+        ``tta``: the default views of :meth:`predict` (``None``: the card's, see
+        :func:`~segstudio.inference.tta.card_tta`; ``False``: none).
         """
         model = path if isinstance(path, ModelFile) else ModelFile.read(path, class_names)
         be, notes = open_backend(model, backend=backend, device=device, precision=precision, threads=threads,
                                  cache_dir=cache_dir)
-        predictor = cls(be, model.card, tile_size=tile_size, overlap=overlap, notes=notes)
+        views = resolve_tta(tta, card_tta(model.card.recipe))
+        if views is not None and tta is None:
+            notes = [*notes, f"averages {views.passes} turned and mirrored views: the model was trained with them"]
+        predictor = cls(be, model.card, tile_size=tile_size, overlap=overlap, notes=notes, tta=views)
         predictor.source = model.path
         predictor.model_file = model
         return predictor
@@ -141,7 +137,8 @@ class Predictor:
     @classmethod
     def from_module(cls, model: Any, card: ModelCard, device: str = "cpu", precision: str = "fp16",
                     **kwargs: Any) -> Predictor:
-        """A predictor over a torch module in memory (it is put in eval mode and moved to ``device``)."""
+        """A predictor over a torch module in memory (it is put in eval mode and moved to ``device``); no default
+        views (training scores its weights as they are)."""
         from segstudio.inference.torch_backend import TorchBackend
 
         return cls(TorchBackend(model, device=device, precision=precision), card, **kwargs)  # type: ignore[arg-type]
@@ -207,15 +204,29 @@ class Predictor:
         for s in tta.scales:
             hs, ws = max(1, round(h * s)), max(1, round(w * s))
             xs = x if (hs, ws) == (h, w) else B.resize(x, hs, ws)
-            for flipped in (False, True) if tta.flip else (False,):
-                y = self._logits(B.flip(xs) if flipped else xs, hs, ws)
-                if flipped:
-                    y = B.flip(y)
+            for view in tta.views():
+                y = self._view(xs, view, hs, ws)
                 if (hs, ws) != (h, w):
                     y = B.resize(y, h, w)
                 p = B.softmax(y)
                 acc = p if acc is None else acc + p
         return B.log(acc / tta.passes)
+
+    def _view(self, x: Array, view: View, h: int, w: int) -> Array:
+        """The logits of ``x`` (h×w) seen in ``view``, mapped back onto ``x``'s pixels."""
+        B = self.backend
+        if view.transpose:
+            x, h, w = B.transpose(x), w, h
+        if view.flip_rows:
+            x = B.flip_rows(x)
+        if view.flip_cols:
+            x = B.flip(x)
+        y = self._logits(x, h, w)
+        if view.flip_cols:
+            y = B.flip(y)
+        if view.flip_rows:
+            y = B.flip_rows(y)
+        return B.transpose(y) if view.transpose else y
 
     def _finish(self, scores: Array, confidence: bool, probabilities: bool) -> dict[str, np.ndarray]:
         """Host arrays (N×…) of the outputs from N×K×h×w scores."""
@@ -243,16 +254,18 @@ class Predictor:
         return plan_tiles(height, width, tile, ov, self.size_multiple)
 
     def predict(self, image: np.ndarray | LoadedImage, *, confidence: bool = False, probabilities: bool = False,
-                tta: TTA | bool | None = None, tile_size: int | None = None, overlap: int | None = None,
+                tta: TTAChoice = None, tile_size: int | None = None, overlap: int | None = None,
                 cancel: CancelToken | None = None, progress: ProgressCallback | None = None) -> Prediction:
         """Segment one image (H×W[×C], uint8/uint16/float 0..1, or a :class:`LoadedImage`).
 
-        Images larger than ``tile_size`` (default: the predictor's) are tiled;
+        ``tta``: ``None`` the predictor's default views (:attr:`tta`), ``False`` the image alone, ``True``
+        the multi-scale mirror recipe, or a :class:`TTA`. Images larger than ``tile_size`` (default: the
+        predictor's) are tiled;
         ``cancel`` is checked before every window batch (raising
         :class:`~segstudio.core.tasks.Cancelled`) and ``progress`` gets
         ``Progress(windows done, windows total)`` after each.
         """
-        tta_cfg = TTA() if tta is True else (tta or None)
+        tta_cfg = resolve_tta(tta, self.tta)
         cancel = cancel or NEVER_CANCELLED
         with self._lock, self.backend.session():
             data, top = self._input(image)
@@ -262,10 +275,10 @@ class Predictor:
                                          cancel, progress)
 
     def predict_batch(self, images: Sequence[np.ndarray | LoadedImage], *, confidence: bool = False,
-                      probabilities: bool = False, tta: TTA | bool | None = None,
+                      probabilities: bool = False, tta: TTAChoice = None,
                       cancel: CancelToken | None = None) -> list[Prediction]:
         """Segment several images; equal-sized ones that fit one window run ``backend.batch_size`` at a time."""
-        tta_cfg = TTA() if tta is True else (tta or None)
+        tta_cfg = resolve_tta(tta, self.tta)
         cancel = cancel or NEVER_CANCELLED
         results: list[Prediction | None] = [None] * len(images)
         with self._lock, self.backend.session():

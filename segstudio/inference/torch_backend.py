@@ -116,6 +116,12 @@ class TorchBackend(Backend):
     def flip(self, x: Tensor) -> Tensor:
         return x.flip(3)
 
+    def flip_rows(self, x: Tensor) -> Tensor:
+        return x.flip(2)
+
+    def transpose(self, x: Tensor) -> Tensor:
+        return x.transpose(2, 3).contiguous()
+
     def softmax(self, x: Tensor) -> Tensor:
         return x.softmax(1)
 

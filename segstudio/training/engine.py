@@ -469,7 +469,7 @@ class _Run:
             assert self.cfg.bar_model is not None
             bar = self.cfg.bar_model
             predictor = Predictor.from_file(bar, backend="torch" if bar.endswith(".safetensors") else "auto",
-                                            device=self.device.type)
+                                            device=self.device.type, tta=False)  # scored as the trained weights are
         else:
             model = copy.deepcopy(self.eval_model())
             model.load_state_dict(s.best_weights)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ from segstudio.core.image_io import read_image, read_mask
 from segstudio.core.project import Project
 from segstudio.gui.canvas.layers import MaskSource
 from segstudio.gui.main_window import MainWindow
+from segstudio.inference.model_file import load_model, save_model
 from segstudio.inference.predictor import Prediction, Predictor
+from segstudio.inference.tta import DIHEDRAL
 from segstudio.workspace.uncertainty import to_uint8
 from tests.gui.conftest import TOY_CLASSES, choose_model, open_and_wait, show_image, toy_scene_folder, wait_saved
 from tests.inference.toy import scene
@@ -392,3 +395,22 @@ def test_a_model_far_less_sure_than_on_its_own_data_says_so_once(qtbot, window: 
     window._last_box.close()
     run_and_wait(qtbot, window, window.all_actions.model.segment.trigger)
     assert len(said) == 1  # said once per project and model
+
+
+def test_a_model_trained_with_quarter_turns_averages_its_views_until_the_user_says_no(
+        qtbot, window: MainWindow, toy_project: Path, model_dir: Path, tmp_path: Path) -> None:
+    model, card = load_model(model_dir / "toy.safetensors")
+    turned = save_model(tmp_path / "turned.safetensors", model,
+                        replace(card, recipe={"augment": {"rot90": True, "hflip": True, "vflip": True}}))
+    open_and_wait(qtbot, window, toy_project)
+    choose_model(qtbot, window, turned)
+    panel, segment = window.model_panel, window.segment
+    assert segment.loaded is not None and segment.loaded.predictor.tta == DIHEDRAL
+    assert not panel.views_box.isHidden() and panel.views_box.isChecked()
+    assert "8 turned and mirrored views" in panel.active.text()  # the user is told why it takes longer
+    panel.views_box.setChecked(False)  # reloads the model
+    qtbot.waitUntil(lambda: not segment.loading and segment.loaded is not None, timeout=60_000)
+    assert segment.loaded.predictor.tta is None and "views" not in panel.active.text()
+    assert segment.settings.average_views() is False and not panel.views_box.isHidden()
+    choose_model(qtbot, window, model_dir / "toy.safetensors")  # mirrors only: nothing to choose
+    assert panel.views_box.isHidden() and segment.loaded.predictor.tta is None

@@ -74,6 +74,7 @@ class SegmentController(QObject):
         self.fit: ClassFit | None = None
         self.runtimes: Runtimes = _detected or quick_runtimes()
         self.backend = settings.backend()
+        self.average_views = settings.average_views()
         self.loading = False
         self.load_error: str | None = None
         self._generation = 0
@@ -130,6 +131,16 @@ class SegmentController(QObject):
             return
         self.backend = backend
         self.settings.set_backend(backend)
+        if self.choice is not None and self.choice.kind == "file":
+            self._load(self.choice)
+
+    def set_average_views(self, on: bool) -> None:
+        """Segment with the views a model was trained with (its card's, :func:`inference.tta.card_tta`) or with the
+        image alone; reloads the model."""
+        if on == self.average_views:
+            return
+        self.average_views = on
+        self.settings.set_average_views(on)
         if self.choice is not None and self.choice.kind == "file":
             self._load(self.choice)
 
@@ -205,7 +216,8 @@ class SegmentController(QObject):
             note = ((note + "; ") if note else "") + ("the first time on this machine it is converted for "
                                                        "ONNX Runtime, which can take a minute")
         self.notifier.say(f"Loading {choice.title}…" + (f" ({note})" if note else ""))
-        self.workers.start("load model", lambda c: load_choice(choice, backend, names),
+        tta = None if self.average_views else False  # None: the card's views
+        self.workers.start("load model", lambda c: load_choice(choice, backend, names, tta=tta),
                            on_finished=lambda r: self._loaded(generation, r, class_names),
                            on_failed=lambda msg: self._load_failed(generation, msg))
 

@@ -74,7 +74,7 @@ class BatchRequest:
     class_names: list[str] | None = None
     overlay: bool = True
     masks_per_class: bool = False
-    tta: bool = False
+    tta: bool | None = None
     recursive: bool = False
     overwrite: bool = False
     """Segment again the images whose results came from another model (the user said so)."""
@@ -148,6 +148,8 @@ class BatchDialog(QDialog):
         self.overlay = QCheckBox("Colour overlay per image (overlays/<name>.png)")
         self.masks = QCheckBox("A black/white mask per class (classes/<NN>-<class>/<name>.png)")
         self.tta = QCheckBox("Test-time augmentation (flips × 4 scales: slower, often a little better)")
+        self.tta.setToolTip("Unticked, a model trained with quarter turns (microscopy) still averages its 8 turned "
+                            "and mirrored views, as the main window does; other models see each image once.")
         self.recursive = QCheckBox("Include sub-folders (their structure is kept in the output)")
         for box, key, default in ((self.overlay, "overlay", True), (self.masks, "masks_per_class", False),
                                   (self.tta, "tta", False), (self.recursive, "recursive", False)):
@@ -216,7 +218,7 @@ class BatchDialog(QDialog):
     def request(self, backend: str = "auto", class_names: list[str] | None = None) -> BatchRequest:
         return BatchRequest(Path(self.input_edit.text().strip()), Path(self.output_edit.text().strip()),
                             Path(self.model_combo.currentText().strip()), backend, class_names,
-                            self.overlay.isChecked(), self.masks.isChecked(), self.tta.isChecked(),
+                            self.overlay.isChecked(), self.masks.isChecked(), self.tta.isChecked() or None,
                             self.recursive.isChecked())
 
     def remembered(self) -> dict[str, Any]:
