@@ -131,7 +131,7 @@ class ModelPanel(QWidget):
             lambda row: segment.set_backend(str(self.backends.item(row).data(ChoiceRole))))
         self.active = QLabel()
         self.active.setWordWrap(True)
-        self.views_box = QCheckBox("Average the turned and mirrored views")
+        self.views_box = QCheckBox("Average 8 turned views")
         self.views_box.setToolTip("For a model trained with quarter turns and mirrors (microscopy): each image is "
                                   "segmented in its 8 views and the results averaged. Often better, 8× the time. "
                                   "Models trained without quarter turns see each image once either way.")
