@@ -273,7 +273,7 @@ def run_network(args: argparse.Namespace, frames: list[Frame], classes: list[str
 
 def run_forest(args: argparse.Namespace, frames: list[Frame], test: list[Frame]) -> Trace:
     """The same user with an ilastik-style random forest refitted after every corrected image."""
-    from benchmarks.isbi_forest import features, fit_forest
+    from benchmarks.isbi_forest import features, fit_forest, predict_features
 
     feats = {f.name: features(_gray_or_channels(f.image)) for f in [*frames, *test]}
     trace = Trace("random forest (ilastik-style)", [(0.0, 0.0)])
@@ -282,7 +282,7 @@ def run_forest(args: argparse.Namespace, frames: list[Frame], test: list[Frame])
 
     def predict(f: Frame) -> np.ndarray | None:
         forest = state["forest"]
-        return None if forest is None else _predict(forest, feats[f.name])
+        return None if forest is None else predict_features(forest, feats[f.name])
 
     def saved(f: Frame) -> None:
         labelled = [(feats[g.name], session.labels[g.name]) for g in frames if (session.labels[g.name] != 255).any()]
@@ -301,19 +301,15 @@ def _gray_or_channels(image: np.ndarray) -> np.ndarray:
     return image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
-def _predict(forest: Any, feats: np.ndarray) -> np.ndarray:
-    h, w, c = feats.shape
-    return np.asarray(forest.predict(feats.reshape(-1, c)), np.uint8).reshape(h, w)
-
-
 def _score_forest(forest: Any, test: list[Frame], feats: dict[str, np.ndarray], k: int) -> float:
     """The forest's test mIoU on every second pixel of every second row (a quarter of the pixels: the forest
     is scored after every saved image, and predicting whole slices each time took longer than the session)."""
+    from benchmarks.isbi_forest import predict_features
     from segstudio.core.metrics import SegMetrics
 
     m = SegMetrics(k)
     for f in test:
-        m.update(_predict(forest, feats[f.name][::2, ::2]), f.truth[::2, ::2])
+        m.update(predict_features(forest, feats[f.name][::2, ::2]), f.truth[::2, ::2])
     return float(m.miou)
 
 

@@ -10,6 +10,7 @@ more than ``max_pixels``). Needs SciPy and scikit-learn (benchmark only).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,17 @@ def features(image: np.ndarray) -> np.ndarray:
     return np.stack(out, axis=-1).astype(np.float32)
 
 
+def _quiet() -> None:
+    """Keep scikit-learn from warning once per tree that it cannot propagate its configuration.
+
+    Its thread workers reset the process's warning filters inside ``catch_warnings`` concurrently; once
+    that race leaves the filter list empty, every later fit and predict warns per tree (280 000 lines in a
+    1200 s ``hitl_effort`` run). Re-installing a filter before each call gives the dispatcher a non-empty
+    list to propagate. The configuration it would propagate is the default one.
+    """
+    warnings.filterwarnings("ignore", message=r".*sklearn\.utils\.parallel\.delayed.*", category=UserWarning)
+
+
 def fit_forest(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], threads: int, seed: int,
                max_pixels: int, trees: int = 100, precomputed: bool = False) -> tuple[object, int]:
     """A fitted ``RandomForestClassifier`` and the number of labelled pixels it saw (255 = not labelled).
@@ -59,11 +71,18 @@ def fit_forest(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], threa
         pick = np.random.default_rng(seed).choice(len(y), max_pixels, replace=False)
         x, y = x[pick], y[pick]
     forest = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=seed)
+    _quiet()
     forest.fit(x, y)
     return forest, len(y)
 
 
+def predict_features(forest: object, feats: np.ndarray) -> np.ndarray:
+    """H×W uint8 classes from H×W×F :func:`features`."""
+    h, w, c = feats.shape
+    _quiet()
+    pred = forest.predict(feats.reshape(-1, c))  # type: ignore[attr-defined]
+    return np.asarray(pred, np.uint8).reshape(h, w)
+
+
 def predict_forest(forest: object, image: np.ndarray) -> np.ndarray:
-    f = features(image)
-    pred = forest.predict(f.reshape(-1, f.shape[-1]))  # type: ignore[attr-defined]
-    return pred.reshape(image.shape).astype(np.uint8)
+    return predict_features(forest, features(image))

@@ -58,6 +58,25 @@ def test_forest_features() -> None:
     assert f.shape == (20, 24, 31) and np.isfinite(f).all()
 
 
+
+def test_forest_is_quiet_when_the_warning_filters_were_emptied() -> None:
+    """scikit-learn's thread workers can leave the process with no warning filters; the forest must not then
+    warn once per tree (a 1200 s benchmark run printed 280 000 such lines)."""
+    import warnings
+
+    from benchmarks.isbi_forest import fit_forest, predict_forest
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+    label = (image > 127).astype(np.uint8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        forest, seen = fit_forest([image], [label], threads=2, seed=0, max_pixels=10_000, trees=4)
+        warnings.resetwarnings()
+        pred = predict_forest(forest, image)
+    assert seen == 256 and pred.shape == image.shape
+    assert not [w for w in caught if "sklearn.utils.parallel.delayed" in str(w.message)]
+
 @pytest.mark.data
 def test_camvid_script_tiny_and_resumable(camvid_dir: Path, tmp_path: Path) -> None:
     common = ["--data", str(camvid_dir.parent), "--device", "cpu", "--limit", "3", "--epochs", "2", "--crop", "64",
