@@ -64,6 +64,7 @@ def test_forest_is_quiet_when_the_warning_filters_were_emptied() -> None:
     warn once per tree (a 1200 s benchmark run printed 280 000 such lines)."""
     import warnings
 
+    pytest.importorskip("sklearn", reason="scikit-learn: the forest baseline's benchmark-only dependency")
     from benchmarks.isbi_forest import fit_forest, predict_forest
 
     rng = np.random.default_rng(0)
