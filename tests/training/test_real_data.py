@@ -58,7 +58,6 @@ def test_forest_features() -> None:
     assert f.shape == (20, 24, 31) and np.isfinite(f).all()
 
 
-
 def test_forest_is_quiet_when_the_warning_filters_were_emptied() -> None:
     """scikit-learn's thread workers can leave the process with no warning filters; the forest must not then
     warn once per tree (a 1200 s benchmark run printed 280 000 such lines)."""
@@ -77,6 +76,7 @@ def test_forest_is_quiet_when_the_warning_filters_were_emptied() -> None:
         pred = predict_forest(forest, image)
     assert seen == 256 and pred.shape == image.shape
     assert not [w for w in caught if "sklearn.utils.parallel.delayed" in str(w.message)]
+
 
 @pytest.mark.data
 def test_camvid_script_tiny_and_resumable(camvid_dir: Path, tmp_path: Path) -> None:
