@@ -40,6 +40,7 @@ from segstudio.inference.model_file import ModelFileError
 from segstudio.inference.onnx_cache import cached_onnx
 from segstudio.inference.parity import ExportMismatchError
 from segstudio.inference.predictor import Predictor
+from segstudio.inference.tta import card_tta
 from segstudio.training.batches import CpuBatcher, DeviceBatcher, InputMaker, epoch_of
 from segstudio.training.config import FULL_IMAGE, TrainConfig
 from segstudio.training.curves import write_curves
@@ -184,6 +185,9 @@ class _Run:
         self.start_model = (StartModel(self.model, config.keep_start)
                             if config.keep_start > 0 and config.init_model and not self.net.head_rebuilt else None)
         self._start_predictor: Predictor | None = None
+        self.judge_views = card_tta(config.to_dict())
+        """The views the held-out judgement sees: those the app will segment with (the card's, see
+        inference/tta.card_tta), so that a version is judged as the user will see it."""
         self._train_mode()
         # Under torchrun the training forward goes through DDP; self.model stays the plain module.
         self.model, self.train_model = dist.wrap(self.model, self.device,
@@ -469,11 +473,11 @@ class _Run:
             assert self.cfg.bar_model is not None
             bar = self.cfg.bar_model
             predictor = Predictor.from_file(bar, backend="torch" if bar.endswith(".safetensors") else "auto",
-                                            device=self.device.type, tta=False)  # scored as the trained weights are
+                                            device=self.device.type, tta=self.judge_views or False)
         else:
             model = copy.deepcopy(self.eval_model())
             model.load_state_dict(s.best_weights)
-            predictor = self.net.predictor(model, self.device, self.precision)
+            predictor = self.net.predictor(model, self.device, self.precision, self.judge_views)
         miou = self._judge(predictor, self.data.val).score
         s.best_miou = None if np.isnan(miou) else float(miou)
         s.since_best = 0
@@ -586,7 +590,8 @@ class _Run:
         self._flush_pending()
         s = self.state
         model = self.eval_model()
-        predictor = self.net.predictor(model, self.device, self.precision)
+        predictor = self.net.predictor(model, self.device, self.precision,
+                                       self.judge_views if samples is None else None)
         uncertainties: list[float] = []
         try:
             if samples is None:  # the held-out images: the judgement (keep_start.judge)
@@ -627,7 +632,7 @@ class _Run:
         sparse, when there is a starting model to keep)."""
         start = self.start_model
         if start is not None and self._start_predictor is None:
-            self._start_predictor = self.net.predictor(start.module, self.device, self.precision)
+            self._start_predictor = self.net.predictor(start.module, self.device, self.precision, self.judge_views)
         return judge(predictor, samples, start, self._start_predictor, self.cancel, uncertainties)
 
     def _cancelled(self) -> Iterator[TrainEvent]:

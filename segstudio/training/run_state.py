@@ -18,6 +18,7 @@ from torch import nn
 from segstudio import nets
 from segstudio.inference.model_file import load_model, save_model
 from segstudio.inference.predictor import Predictor
+from segstudio.inference.tta import TTA
 from segstudio.training.config import TrainConfig
 from segstudio.training.data import TrainData
 from segstudio.training.netsetup import class_dependent_axes, transfer_weights
@@ -37,9 +38,11 @@ class NetworkSetup:
     init_path: Path | None = None
     head_rebuilt: bool = False
 
-    def predictor(self, model: nn.Module, device: torch.device, precision: str) -> Predictor:
+    def predictor(self, model: nn.Module, device: torch.device, precision: str, tta: TTA | None = None
+                  ) -> Predictor:
+        """A predictor over ``model`` in memory; ``tta``: its default views (None: the image alone)."""
         return Predictor.from_module(model, self.card, device=str(device),
-                                     precision=precision if device.type == "cuda" else "fp32")
+                                     precision=precision if device.type == "cuda" else "fp32", tta=tta)
 
 
 def build_network(config: TrainConfig, data: TrainData) -> NetworkSetup:
