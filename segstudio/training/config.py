@@ -363,6 +363,14 @@ def finetune_recipe(init_model: str, card_recipe: dict[str, Any] | None = None, 
     return _with_overrides(cfg, overrides)
 
 
+CONTINUOUS_EMA_DECAY = 0.998
+"""Continuous mode judges and publishes an exponential moving average of the weights (horizon up to about 500
+steps, a couple of minutes on a CPU; the EMA's warm-up keeps it to about a tenth of the steps so far): at a
+constant learning rate the weights of one moment scatter widely in quality, and the held-out judgement then
+keeps a version that was lucky on the held-out strokes (docs/TRAINING.md, "Continuous mode: the average of the
+weights")."""
+
+
 TRANSFORMER_FAMILIES = frozenset({"segformer", "segnext", "rtformer"})
 """Families whose attention layers want a smaller learning rate (AdamW)."""
 

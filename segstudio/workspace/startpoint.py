@@ -112,7 +112,12 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
     """The engine's config for a run from ``start`` with ``settings``: the recipe for the start point, then the
     user's values. ``engine``: further settings (``threads``, ``device``, ``seed`` …). Imports the training
     engine (torch). Raises ``ValueError`` for a start point that cannot train."""
-    from segstudio.training.config import finetune_recipe, network_scratch_recipe, small_data_recipe
+    from segstudio.training.config import (
+        CONTINUOUS_EMA_DECAY,
+        finetune_recipe,
+        network_scratch_recipe,
+        small_data_recipe,
+    )
 
     if start.blocked is not None:
         raise ValueError(start.blocked)
@@ -136,6 +141,7 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
         cfg.early_stopping_patience = None
         cfg.val_every_s = cfg.val_every_s or 15.0
         cfg.val_every_epochs = 0.0
+        cfg.ema_decay = cfg.ema_decay or CONTINUOUS_EMA_DECAY
     if settings.lr is not None:
         cfg.lr = float(settings.lr)
     if settings.loss:

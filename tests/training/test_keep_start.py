@@ -12,6 +12,7 @@ import torch
 
 from segstudio.core.classes import ClassTable
 from segstudio.inference.predictor import Predictor
+from segstudio.training.augment import AugmentConfig
 from segstudio.training.config import finetune_recipe
 from segstudio.training.data import ProjectData, TrainData, make_sample
 from segstudio.training.keep_start import StartModel, judge, kept_prediction_loss, sparse_batch
@@ -138,3 +139,24 @@ def test_a_start_model_is_frozen_and_separate() -> None:
         net.weight.add_(1.0)
     assert not torch.equal(start.module.weight, net.weight)
     assert not any(p.requires_grad for p in start.module.parameters())
+
+
+def test_the_held_out_judgement_sees_the_views_the_model_is_segmented_with(tmp_path: Path) -> None:
+    """A recipe with quarter turns and mirrors gives a model the app segments in eight views: the judge scores
+    each version that way, so the held-out figure is the one the written model gets as the user will use it."""
+    from segstudio.training.data import load_data
+    from segstudio.training.evaluate import score_samples
+
+    project = make_project(tmp_path / "project", n=4)  # strokes; the 2nd image is held out
+    turned = AugmentConfig(scale_range=(0.8, 1.2), hflip=True, vflip=True, rot90=True)
+    events = run(tiny_config(tmp_path, steps=3, augment=turned), ProjectData(str(project.root)))
+    done = events[-1]
+    assert done.kind == "finished" and done.model_path and done.val_miou is not None
+    held_out = load_data(ProjectData(str(project.root))).val
+    as_used = Predictor.from_file(done.model_path, backend="torch", device="cpu")
+    assert as_used.tta is not None and as_used.tta.passes == 8
+    with_views = score_samples(as_used, held_out).miou
+    alone = score_samples(Predictor.from_file(done.model_path, backend="torch", device="cpu", tta=False),
+                          held_out).miou
+    assert alone != pytest.approx(with_views, abs=1e-6)  # the views change the figure here: the test can fail
+    assert done.val_miou == pytest.approx(with_views, abs=1e-6)
