@@ -61,6 +61,8 @@ def test_each_start_point_gets_its_recipe(tmp_path: Path) -> None:
                             tmp_path)
     assert cont_small.lr == pytest.approx(2.5e-3)  # 5e-3 decaying to 0: its mean
     assert cont.val_every_s == 15.0 and cont.early_stopping_patience is None
+    # continuous runs judge and publish the moving average of the weights; a bounded run its weights as they are
+    assert cont.ema_decay == cont_small.ema_decay == 0.998 and ft.ema_decay is None and small.ema_decay is None
     assert cont.keep_start == 5.0 and small.keep_start == 0.0  # a trained start is kept where nothing is labelled
     with pytest.raises(ValueError):
         run_config(start_point(None), RunSettings(), tmp_path)
