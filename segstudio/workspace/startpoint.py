@@ -132,7 +132,7 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
         assert start.init is not None
         cfg = finetune_recipe(start.init, start.card_recipe, arch=start.arch, **common)
     elif start.preset:
-        cfg = small_data_recipe(**common)
+        cfg = small_data_recipe(strokes=True, **common)  # a project's labels are brush strokes
     else:
         assert start.arch is not None
         cfg = network_scratch_recipe(start.arch, start.options, **common)
