@@ -249,19 +249,21 @@ def _with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
+MASKS_SCALE_RANGE = (0.8, 1.25)
+"""The small-data recipe's crop scales for masks (a folder of them): they label thin parts and edges themselves."""
 STROKES_SCALE_RANGE = (0.64, 1.0)
 """The small-data recipe's crop scales for brush strokes (a project's corrections): strokes stay inside a region,
 so its labelled examples of a thin structure are the middles of its wide parts; crops seen zoomed out show the
-network those labels on thinner structures (docs/TRAINING.md, "Crops seen zoomed out"). Dense masks keep
-``(0.8, 1.25)``: they label thin parts and edges themselves, and zooming out costs them 0.03 mIoU."""
+network those labels on thinner structures (docs/TRAINING.md, "Crops seen zoomed out"). Masks lose 0.03 mIoU
+zoomed out, so they keep :data:`MASKS_SCALE_RANGE`."""
 
 
 def small_data_recipe(max_seconds: float | None = 120.0, strokes: bool = False, **overrides: Any) -> TrainConfig:
     """The suggested recipe for learning from a handful of (possibly sparsely) labelled images on a CPU.
 
     A narrow U-Net (base width 8) trained from scratch, 256² crops at scales
-    0.8–1.25 (``strokes``: labels painted with a brush, as a project's
-    corrections are: 0.64–1, :data:`STROKES_SCALE_RANGE`), flips and
+    0.8–1.25 (:data:`MASKS_SCALE_RANGE`; ``strokes``: labels painted with a
+    brush, as a project's corrections are: 0.64–1, :data:`STROKES_SCALE_RANGE`), flips and
     quarter turns, AdamW with a short warm-up and cosine decay timed to end at
     the budget, focal + Dice; on the CPU channels_last and, where the CPU has
     native bf16, bf16 autocast. Use ``overrides`` for anything else (e.g.
@@ -273,7 +275,7 @@ def small_data_recipe(max_seconds: float | None = 120.0, strokes: bool = False, 
         max_seconds=max_seconds,
         batch_size=4,
         crop_stages=((0.0, 256),),
-        augment=AugmentConfig(scale_range=STROKES_SCALE_RANGE if strokes else (0.8, 1.25), hflip=True, vflip=True,
+        augment=AugmentConfig(scale_range=STROKES_SCALE_RANGE if strokes else MASKS_SCALE_RANGE, hflip=True, vflip=True,
                               rot90=True, brightness=0.08, contrast=0.2, saturation=0.2),
         loss_stages=((0.0, "focal+dice"),),
         optimizer="adamw",
