@@ -130,7 +130,18 @@ def _unexpected(exc: BaseException, arguments: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; returns its exit status (:data:`EXIT_CODES`). Never raises, except ``SystemExit``
-    from ``--help``, ``--version`` and argument errors (status 2, with argparse's usage line)."""
+    from ``--help``, ``--version`` and argument errors (status 2, with argparse's usage line).
+
+    A rank of a distributed run (``train --distributed``) does not return: it ends here, with its
+    status (:func:`segstudio.training.distributed.end_rank`)."""
+    status = _run(argv)
+    distributed = sys.modules.get("segstudio.training.distributed")  # loaded only by a training command
+    if distributed is not None:
+        distributed.end_rank(status)
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)

@@ -86,6 +86,28 @@ def test_train_nproc_launches_torchrun(isbi_slices: tuple[Path, Path], tmp_path:
     assert "Traceback" not in done.stderr and "OMP_NUM_THREADS" not in done.stderr
 
 
+_A_RANK_ENDS = """
+import sys, torch
+from segstudio.training.distributed import end_rank, leave_process_group
+end_rank(5)  # not a rank yet: returns
+torch.distributed.init_process_group("gloo", init_method=sys.argv[1], rank=0, world_size=1)
+torch.distributed.broadcast(torch.ones(3), src=0)
+leave_process_group()
+print("written before the end")  # buffered: the pipe is not a terminal
+end_rank(3)
+print("not reached")
+"""
+
+
+def test_a_rank_ends_with_its_status_and_its_output(tmp_path: Path) -> None:
+    """After leaving the group a rank ends without Python's shutdown (which races gloo's threads), its
+    output flushed; any other process is untouched."""
+    done = subprocess.run([sys.executable, "-c", _A_RANK_ENDS, (tmp_path / "store").as_uri()], env=_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout == "written before the end\n"
+
+
 def test_each_rank_takes_its_share_of_every_batch() -> None:
     for batch in range(5):
         members = batch_members(batch, 6, 10, seed=3)
