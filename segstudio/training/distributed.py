@@ -182,7 +182,7 @@ def end_rank(status: int) -> None:
     gloo's worker threads outlive ``destroy_process_group``, and one may still be releasing the last
     collective's tensor, which takes the interpreter's lock. If the interpreter is shutting down by
     then, the thread is ended under C++ code that must not unwind and the rank aborts (SIGABRT,
-    "terminate called without an active exception") after its work is done: about one run in twenty
+    "terminate called without an active exception") after its work is done: about one run in twenty-five
     of a two-rank run on a busy 2-core machine. Everything a rank writes is written and closed
     before it leaves the group, so its output is flushed and the process leaves with ``os._exit``.
     """
