@@ -261,9 +261,9 @@ zoomed out, so they keep :data:`MASKS_SCALE_RANGE`."""
 def small_data_recipe(max_seconds: float | None = 120.0, strokes: bool = False, **overrides: Any) -> TrainConfig:
     """The suggested recipe for learning from a handful of (possibly sparsely) labelled images on a CPU.
 
-    A narrow U-Net (base width 8) trained from scratch, 256² crops at scales
-    0.8–1.25 (:data:`MASKS_SCALE_RANGE`; ``strokes``: labels painted with a
-    brush, as a project's corrections are: 0.64–1, :data:`STROKES_SCALE_RANGE`), flips and
+    A narrow U-Net (base width 8) trained from scratch, 256² crops at the scales
+    of :data:`MASKS_SCALE_RANGE` (``strokes``: labels painted with a brush, as a
+    project's corrections are: :data:`STROKES_SCALE_RANGE`), flips and
     quarter turns, AdamW with a short warm-up and cosine decay timed to end at
     the budget, focal + Dice; on the CPU channels_last and, where the CPU has
     native bf16, bf16 autocast. Use ``overrides`` for anything else (e.g.

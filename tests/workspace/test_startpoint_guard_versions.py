@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from segstudio import cli
+from segstudio.training.config import STROKES_SCALE_RANGE, small_data_recipe
 from segstudio.workspace.guard import judge
 from segstudio.workspace.model_choice import ModelChoice
 from segstudio.workspace.startpoint import RunSettings, run_config, start_point
@@ -52,8 +53,6 @@ def test_each_start_point_gets_its_recipe(tmp_path: Path) -> None:
     small = run_config(start_point(ModelChoice.preset_network("small-data")), RunSettings(), tmp_path)
     assert (small.arch, small.options, small.lr, small.max_seconds) == ("unet", {"base_width": 8}, 5e-3, 600)
     assert not small.frozen_batchnorm() and not small.validates_start()
-    from segstudio.training.config import STROKES_SCALE_RANGE, small_data_recipe
-
     # a project's brush strokes are seen zoomed out; dense masks (a folder, the command line) are not
     assert small.augment.scale_range == STROKES_SCALE_RANGE != small_data_recipe().augment.scale_range
     seg = run_config(start_point(ModelChoice.untrained("segformer_b0")), RunSettings(seconds=30), tmp_path)
