@@ -203,12 +203,7 @@ class _Run:
         self.schedule = config.lr_schedule()
         self.crop_stages = Stages(config.crop_stages)
         self.loss_stages = Stages(config.loss_stages)
-        weights = None
-        if config.class_weights == "median_frequency":
-            weights = torch.from_numpy(median_frequency_weights(*data.class_statistics())).to(self.device)
-        self.losses = {text: SegLoss(text, self.net.spec, data.num_classes, data.ignore_index, weights,
-                                     config.ohem_thresh, config.ohem_min_kept)
-                       for _, text in self.loss_stages.items}
+        self.losses = self._make_losses(data)
         self.maker = InputMaker(self.net.card.normalization, self.net.card.in_channels, self.device,
                                 self.channels_last)
         self.batcher = self._make_batcher()
@@ -420,6 +415,17 @@ class _Run:
             return
         yield from self._finish(stop_reason)
 
+    def _make_losses(self, data: TrainData) -> dict[str, SegLoss]:
+        """The loss of each stage, its class weights from ``data``'s training labels (made again when a
+        continuous run's training set changes)."""
+        cfg = self.cfg
+        weights = None
+        if cfg.class_weights == "median_frequency":
+            weights = torch.from_numpy(median_frequency_weights(*data.class_statistics())).to(self.device)
+        return {text: SegLoss(text, self.net.spec, data.num_classes, data.ignore_index, weights, cfg.ohem_thresh,
+                              cfg.ohem_min_kept)
+                for _, text in self.loss_stages.items}
+
     def _validation_due(self, now: float) -> bool:
         if not self.data.val:
             return False
@@ -449,6 +455,8 @@ class _Run:
             return None
         val_changed = [id(x) for x in new.val] != old_val
         self.data = new
+        if self.cfg.class_weights != "none":
+            self.losses = self._make_losses(new)
         self.batcher.close()
         self.batcher = self._make_batcher()
         if self.cfg.val_every_epochs > 0 and not self.cfg.val_every_steps:

@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken
-from segstudio.training.data import ProjectData
-from segstudio.training.engine import TrainEvent, train
+from segstudio.training.data import ProjectData, load_data
+from segstudio.training.engine import TrainEvent, _Run, train
+from segstudio.training.losses import median_frequency_weights
 from tests.training.conftest import blob_scene, make_project, write_png
 from tests.training.test_engine import base_model, tiny_config
 
@@ -86,3 +88,28 @@ def test_a_new_held_out_image_resets_the_bar_to_the_best_weights_score(tmp_path:
     assert "the best so far scores" in refreshed.message and refreshed.best_miou is not None
     start = next(e for e in events if e.kind == "validated")
     assert start.val_images == 1
+
+
+def test_the_class_weights_follow_the_strokes_of_a_continuous_run(tmp_path: Path) -> None:
+    """Where a user paints, not how common a class is, sets the strokes' class balance, and it changes as strokes
+    join: the median-frequency weights that even it out are made again from the new training set."""
+    project = make_project(tmp_path / "project", n=2)  # img0 trains, img1 is held out
+    cfg = tiny_config(tmp_path, steps=None, continuous=True, val_every_s=60.0, class_weights="median_frequency")
+    spec = ProjectData(str(project.root))
+    run = _Run(cfg, load_data(spec, CancelToken()), CancelToken(), time.monotonic(), spec)
+    before = next(iter(run.losses.values())).class_weights
+    assert before is not None
+    image, _ = blob_scene(np.random.default_rng(3))
+    write_png(project.root / "img2.png", image)
+    project = Project.open(project.root)
+    project.refresh()
+    strokes = np.full((48, 64), 255, np.uint8)
+    strokes[10:30, 10:50] = 1  # the third labelled image trains; its strokes are all of class 1
+    project.save_label("img2.png", strokes)
+    project.save()
+    assert run._refresh() is not None and len(run.data.train) == 2
+    after = next(iter(run.losses.values())).class_weights
+    assert after is not None
+    expected = torch.from_numpy(median_frequency_weights(*run.data.class_statistics()))
+    assert torch.allclose(after.cpu(), expected) and not torch.allclose(after.cpu(), before.cpu())
+    assert after[1] < before[1]  # class 1 is more common among the strokes now: it weighs less
