@@ -455,8 +455,7 @@ class _Run:
             return None
         val_changed = [id(x) for x in new.val] != old_val
         self.data = new
-        if self.cfg.class_weights != "none":
-            self.losses = self._make_losses(new)
+        self.losses = self._make_losses(new)
         self.batcher.close()
         self.batcher = self._make_batcher()
         if self.cfg.val_every_epochs > 0 and not self.cfg.val_every_steps:
