@@ -185,6 +185,9 @@ class _Run:
         self.start_model = (StartModel(self.model, config.keep_start)
                             if config.keep_start > 0 and config.init_model and not self.net.head_rebuilt else None)
         self._start_predictor: Predictor | None = None
+        self.teacher = self.start_model
+        """The soft target's teacher: the starting model, or in a continuous run from scratch with
+        ``keep_published`` the last published version (see :meth:`_publish`)."""
         self.judge_views = card_tta(config.to_dict())
         """The views the held-out judgement sees: those the app will segment with (the card's, see
         inference/tta.card_tta), so that a version is judged as the user will see it."""
@@ -493,6 +496,8 @@ class _Run:
         """Write the weights just validated as a new model version (continuous mode)."""
         path = write_model(self, "published while training continuously")
         self.state.published.append(str(path))
+        if self.cfg.keep_published > 0 and self.start_model is None:
+            self.teacher = StartModel(self.eval_model(), self.cfg.keep_published)
         note = ""
         if self.cfg.export_onnx:
             try:
@@ -531,8 +536,8 @@ class _Run:
         else:
             outputs = self.train_model(batch.x)
         loss, _ = loss_fn(outputs, batch.y, batch.complete)
-        if self.start_model is not None and sparse_batch(batch.y, self.data.ignore_index):
-            loss = loss + self.start_model.loss(outputs, batch.x, batch.y, self.data.ignore_index, self.autocast)
+        if self.teacher is not None and sparse_batch(batch.y, self.data.ignore_index):
+            loss = loss + self.teacher.loss(outputs, batch.x, batch.y, self.data.ignore_index, self.autocast)
         batch_loss = self.dist.mean(loss.detach())  # the global batch's, the same on every rank
         if not self.cuda and not torch.isfinite(batch_loss):  # free on the CPU; on CUDA see _record_loss
             self._record_loss(s.step + 1, batch_loss)

@@ -22,6 +22,12 @@ docs/BENCHMARKS.md). Two remedies, both from the frozen starting weights:
   version that learns the strokes and keeps the rest scores higher than the
   start; one that learns the strokes by forgetting the rest scores lower.
 
+A continuous run from scratch has no starting model; with ``TrainConfig.keep_published`` the soft target's
+teacher is the last version it published instead (a new :class:`StartModel` at each publication), so that
+after its peak the network keeps what the version on screen draws where no stroke reaches — strokes stop short
+of every boundary, and without it the membranes of ISBI thinned (docs/TRAINING.md, "Keeping the last published
+version"). It is no judge: a run from scratch is judged by its held-out labels alone.
+
 Both apply to *sparse* labels only — less than :data:`DENSE_FROM` of the image
 labelled. A dense mask's unlabelled pixels are void or uncertain borders: a
 batch of dense masks trains on its labels alone (no extra forward pass), and a
@@ -102,7 +108,8 @@ class HeldOutScore:
 
 
 class StartModel:
-    """The frozen starting weights: the soft target of each step and the reference of each judgement."""
+    """Frozen weights — the starting model's, or a continuous run's last published version — as the soft target
+    of each step and (the starting model only) the reference of each judgement."""
 
     def __init__(self, model: nn.Module, weight: float) -> None:
         self.module = copy.deepcopy(model).eval()

@@ -114,6 +114,7 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
     engine (torch). Raises ``ValueError`` for a start point that cannot train."""
     from segstudio.training.config import (
         CONTINUOUS_EMA_DECAY,
+        CONTINUOUS_KEEP_PUBLISHED,
         finetune_recipe,
         network_scratch_recipe,
         small_data_recipe,
@@ -142,6 +143,8 @@ def run_config(start: StartPoint, settings: RunSettings, output_dir: Path | str,
         cfg.val_every_s = cfg.val_every_s or 15.0
         cfg.val_every_epochs = 0.0
         cfg.ema_decay = cfg.ema_decay or CONTINUOUS_EMA_DECAY
+        if not cfg.fine_tuning:
+            cfg.keep_published = cfg.keep_published or CONTINUOUS_KEEP_PUBLISHED
     if settings.lr is not None:
         cfg.lr = float(settings.lr)
     if settings.loss:

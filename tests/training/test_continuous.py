@@ -11,6 +11,7 @@ import torch
 
 from segstudio.core.project import Project
 from segstudio.core.tasks import CancelToken
+from segstudio.inference.model_file import load_model
 from segstudio.training.data import ProjectData, load_data
 from segstudio.training.engine import TrainEvent, _Run, train
 from segstudio.training.losses import median_frequency_weights
@@ -113,3 +114,46 @@ def test_the_class_weights_follow_the_strokes_of_a_continuous_run(tmp_path: Path
     expected = torch.from_numpy(median_frequency_weights(*run.data.class_statistics()))
     assert torch.allclose(after.cpu(), expected) and not torch.allclose(after.cpu(), before.cpu())
     assert after[1] < before[1]  # class 1 is more common among the strokes now: it weighs less
+
+
+def test_a_continuous_run_from_scratch_keeps_its_last_published_version_where_nothing_is_labelled(
+        tmp_path: Path) -> None:
+    """Strokes stop short of every boundary; after a run's peak, what no stroke labels drifts. From the first
+    publication on, the last published version's predictions are the soft target on the unlabelled pixels (a
+    frozen copy, replaced by each newer version); the held-out judgement stays by the labels alone."""
+    project = make_project(tmp_path / "project", n=3)  # strokes; img1 is held out
+    cfg = tiny_config(tmp_path, steps=None, continuous=True, val_every_steps=4, keep_published=2.0)
+    spec = ProjectData(str(project.root))
+    cancel = CancelToken()
+    run = _Run(cfg, load_data(spec, cancel), cancel, time.monotonic(), spec)
+    assert run.teacher is None and run.start_model is None  # nothing published yet: nothing to keep
+    kept_calls = 0
+    teachers = []
+    for ev in run.events():
+        if ev.kind == "validated":
+            assert "agreement" not in ev.message
+        if ev.kind == "published":
+            teacher = run.teacher
+            assert teacher is not None and teacher.weight == 2.0 and teacher not in teachers
+            teachers.append(teacher)
+            published = load_model(str(ev.model_path))[0].state_dict()
+            for name, value in teacher.module.state_dict().items():
+                assert torch.equal(value.cpu(), published[name].cpu()), name
+            assert not any(p.requires_grad for p in teacher.module.parameters())
+            original = teacher.loss
+
+            def counted(*args, _loss=original, **kw):  # type: ignore[no-untyped-def]
+                nonlocal kept_calls
+                kept_calls += 1
+                return _loss(*args, **kw)
+
+            teacher.loss = counted  # type: ignore[method-assign]
+        if ev.kind == "step" and ev.step >= 60:
+            cancel.cancel("done")
+    assert len(teachers) >= 2, "a few dozen steps on blobs should publish more than one version"
+    assert kept_calls > 0  # the steps after a publication train towards it where nothing is labelled
+    assert tiny_config(tmp_path).keep_published == 0.0
+    plain = _Run(tiny_config(tmp_path / "b", steps=None, continuous=True, val_every_steps=4),
+                 load_data(spec, CancelToken()), CancelToken(), time.monotonic(), spec)
+    plain._publish(plain._validate())
+    assert plain.teacher is None  # keep_published 0: no soft target

@@ -67,6 +67,8 @@ def test_each_start_point_gets_its_recipe(tmp_path: Path) -> None:
     # continuous runs judge and publish the moving average of the weights; a bounded run its weights as they are
     assert cont.ema_decay == cont_small.ema_decay == 0.998 and ft.ema_decay is None and small.ema_decay is None
     assert cont.keep_start == 5.0 and small.keep_start == 0.0  # a trained start is kept where nothing is labelled
+    # from scratch, a continuous run keeps its last published version there instead; a bounded run has none
+    assert cont_small.keep_published == 2.0 and cont.keep_published == 0.0 and small.keep_published == 0.0
     with pytest.raises(ValueError):
         run_config(start_point(None), RunSettings(), tmp_path)
 
